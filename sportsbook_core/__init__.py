@@ -1,0 +1,1 @@
+"""The sportsbook's domain core: pure values and rules, no I/O, no event loop."""
