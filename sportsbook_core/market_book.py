@@ -201,3 +201,27 @@ def _selection_change(
     if status is None and not price_set:
         return []
     return [SelectionChange(sid, new_price, price_set, status)]
+
+
+def merge_deltas(deltas: list[MarketDelta]) -> MarketDelta:
+    """Conflate consecutive deltas of one market: newest value of every field wins.
+
+    The result carries the last ``seq``; any ``resync`` makes the result a resync.
+    """
+    if not deltas:
+        raise ValueError("nothing to merge")
+    first = deltas[0]
+    status, in_play, delay = first.status, first.in_play, first.bet_delay_ms
+    selections: dict[str, SelectionChange] = {s.selection_id: s for s in first.selections}
+    resync = first.resync
+    for delta in deltas[1:]:
+        status = delta.status if delta.status is not None else status
+        in_play = delta.in_play if delta.in_play is not None else in_play
+        delay = delta.bet_delay_ms if delta.bet_delay_ms is not None else delay
+        resync = resync or delta.resync
+        for change in delta.selections:
+            known = selections.get(change.selection_id)
+            selections[change.selection_id] = change if known is None else known.merged_with(change)
+    return MarketDelta(
+        first.market_id, deltas[-1].seq, status, in_play, delay, tuple(selections.values()), resync
+    )

@@ -1,0 +1,236 @@
+"""An async client for partners and load tests.
+
+    async with SportsbookClient.connect("ws://127.0.0.1:8080/rsocket") as client:
+        events = await client.events()
+        async with client.odds_stream(market_ids=["1.2"], window=8) as stream:
+            async for frame in stream:
+                ...
+
+``odds_stream`` keeps a request-n *window*: it asks for ``window`` frames, and
+asks for more only as the caller consumes them, so the server never sends more
+than the caller can hold (the local queue can never overflow).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import orjson
+from reactivestreams.subscriber import Subscriber
+from reactivestreams.subscription import Subscription
+from rsocket.extensions.authentication import AuthenticationBearer
+from rsocket.extensions.authentication_content import AuthenticationContent
+from rsocket.extensions.composite_metadata import CompositeMetadata
+from rsocket.extensions.mimetypes import WellKnownMimeTypes
+from rsocket.extensions.routing import RoutingMetadata
+from rsocket.helpers import single_transport_provider
+from rsocket.payload import Payload
+from rsocket.rsocket_client import RSocketClient
+from rsocket.transports.aiohttp_websocket import TransportAioHttpClient
+from rsocket.transports.tcp import TransportTCP
+
+DEFAULT_URL = "tcp://127.0.0.1:7878"
+
+
+class SportsbookError(Exception):
+    """An error the server answered with: ``code`` per PROTOCOL.md."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> SportsbookError:
+        text = str(exc)
+        try:
+            body = orjson.loads(text)
+            return cls(str(body["code"]), str(body.get("message", "")))
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return cls("PROTOCOL", text)
+
+
+def route_metadata(route: str) -> bytes:
+    return CompositeMetadata([RoutingMetadata([route])]).serialize()
+
+
+def setup_metadata(token: str | None) -> bytes | None:
+    if token is None:
+        return None
+    return CompositeMetadata([AuthenticationContent(AuthenticationBearer(token))]).serialize()
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    return orjson.dumps({k: v for k, v in body.items() if v is not None})
+
+
+class SportsbookClient:
+    def __init__(self, rsocket: RSocketClient) -> None:
+        self._rsocket = rsocket
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(
+        cls,
+        url: str = DEFAULT_URL,
+        token: str | None = None,
+        keepalive: timedelta = timedelta(seconds=5),
+        lifetime: timedelta = timedelta(seconds=25),
+    ) -> AsyncIterator[SportsbookClient]:
+        transport = await _transport_for(url)
+        client = RSocketClient(
+            single_transport_provider(transport),
+            data_encoding=WellKnownMimeTypes.APPLICATION_JSON,
+            metadata_encoding=WellKnownMimeTypes.MESSAGE_RSOCKET_COMPOSITE_METADATA,
+            setup_payload=Payload(None, setup_metadata(token)),
+            keep_alive_period=keepalive,
+            max_lifetime_period=lifetime,
+        )
+        async with client as rsocket:
+            yield cls(rsocket)
+
+    async def request(self, route: str, body: dict[str, Any] | None = None) -> Any:
+        """A request-response on ``route``; the JSON answer or a SportsbookError."""
+        payload = Payload(_encode(body or {}), route_metadata(route))
+        try:
+            answer = await self._rsocket.request_response(payload)
+        except Exception as exc:
+            raise SportsbookError.from_exception(exc) from None
+        return orjson.loads(answer.data)
+
+    async def events(
+        self, sport: str | None = None, in_play: bool | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        answer = await self.request(
+            "catalog.events", {"sport": sport, "inPlay": in_play, "status": status}
+        )
+        return list(answer["events"])
+
+    async def market(self, market_id: str, odds_format: str | None = None) -> dict[str, Any]:
+        return dict(
+            await self.request("catalog.market", {"marketId": market_id, "oddsFormat": odds_format})
+        )
+
+    def odds_stream(
+        self,
+        *,
+        market_ids: Iterable[str] | None = None,
+        event_ids: Iterable[str] | None = None,
+        sport: str | None = None,
+        in_play_only: bool | None = None,
+        conflate_ms: int | None = None,
+        odds_format: str | None = None,
+        resume: str | None = None,
+        window: int = 16,
+        raw: bool = False,
+    ) -> OddsStream:
+        body = {
+            "marketIds": None if market_ids is None else list(market_ids),
+            "eventIds": None if event_ids is None else list(event_ids),
+            "sport": sport,
+            "inPlayOnly": in_play_only,
+            "conflateMs": conflate_ms,
+            "oddsFormat": odds_format,
+            "resume": resume,
+        }
+        return OddsStream(self._rsocket, _encode(body), window, raw)
+
+    def stream(self, route: str, body: bytes, window: int = 16, raw: bool = False) -> OddsStream:
+        """Any request-stream route with a raw JSON body (tests use it for bad input)."""
+        return OddsStream(self._rsocket, body, window, raw, route)
+
+
+async def _transport_for(url: str) -> Any:
+    parsed = urlparse(url)
+    if parsed.scheme == "tcp":
+        reader, writer = await asyncio.open_connection(
+            parsed.hostname or "127.0.0.1", parsed.port or 7878, limit=1024 * 1024
+        )
+        return TransportTCP(reader, writer, read_buffer_size=64 * 1024)
+    if parsed.scheme in {"ws", "wss", "http", "https"}:
+        return TransportAioHttpClient(url=url.replace("http", "ws", 1))
+    raise ValueError(f"unsupported URL {url!r}: use tcp://host:port or ws://host:port/rsocket")
+
+
+class _WindowSubscriber(Subscriber):  # type: ignore[misc]
+    """Puts frames into a queue that can never overflow: demand ≤ free slots."""
+
+    def __init__(self, queue: asyncio.Queue[Any]) -> None:
+        self.queue = queue
+        self.subscription: Subscription | None = None
+
+    def on_subscribe(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+
+    def on_next(self, value: Payload, is_complete: bool = False) -> None:
+        self.queue.put_nowait(value.data)
+        if is_complete:
+            self.queue.put_nowait(StopAsyncIteration())
+
+    def on_error(self, exception: Exception) -> None:
+        self.queue.put_nowait(SportsbookError.from_exception(exception))
+
+    def on_complete(self) -> None:
+        self.queue.put_nowait(StopAsyncIteration())
+
+
+class OddsStream:
+    """An async iterator of decoded frames (``raw=True``: bytes) with a request-n window."""
+
+    def __init__(
+        self, rsocket: RSocketClient, body: bytes, window: int, raw: bool,
+        route: str = "odds.stream",
+    ) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        self._window = window
+        self._raw = raw
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=window + 2)
+        self._subscriber = _WindowSubscriber(self._queue)
+        self._consumed = 0
+        self._requester = rsocket.request_stream(Payload(body, route_metadata(route)))
+        self._requester.initial_request_n(window)
+        self._requester.subscribe(self._subscriber)
+        self._done = False
+
+    def request(self, n: int) -> None:
+        """Ask for ``n`` more frames beyond the window (tests use it to probe demand)."""
+        if self._subscriber.subscription is not None:
+            self._subscriber.subscription.request(n)
+
+    def __aiter__(self) -> OddsStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._done:
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            self._done = True
+            if isinstance(item, StopAsyncIteration):
+                raise item
+            raise item
+        self._consumed += 1
+        if self._consumed >= max(1, self._window // 2):
+            self.request(self._consumed)
+            self._consumed = 0
+        return item if self._raw else orjson.loads(item)
+
+    async def next_frame(self, timeout: float | None = None) -> Any:
+        return await asyncio.wait_for(self.__anext__(), timeout)
+
+    def cancel(self) -> None:
+        if not self._done and self._subscriber.subscription is not None:
+            self._done = True
+            self._subscriber.subscription.cancel()
+
+    async def __aenter__(self) -> OddsStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cancel()

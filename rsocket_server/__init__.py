@@ -1,0 +1,1 @@
+"""RSocket server: routes, transports (TCP, WebSocket), auth and the transport guard."""

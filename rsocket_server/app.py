@@ -1,0 +1,165 @@
+"""Assembles one server process: bus → hub → RSocket over TCP and WebSocket, plus HTTP.
+
+Embedded default: an in-process bus fed by replaying real Betfair recordings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from rsocket_server.auth import StaticTokens, TokenDirectory
+from rsocket_server.handler import SportsbookHandler
+from rsocket_server.transport_guard import (
+    DEFAULT_MAX_LIFETIME_S,
+    LIVE_SESSIONS,
+    GuardedRSocketServer,
+    GuardedTcpTransport,
+    GuardedWebSocketTransport,
+)
+from sportsbook_core.changes import FeedStatus, MarketChange
+from streams.bus import InProcessPriceBus, PriceBus
+from streams.odds_hub import HEARTBEAT_INTERVAL_S, OddsHub
+
+log = logging.getLogger("sportsbook.server")
+
+MAX_WS_MESSAGE = 1024 * 1024
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    tcp_port: int = 7878
+    http_port: int = 8080
+    replay_files: Sequence[Path] = ()
+    speed: float | None = 20.0
+    loop_replay: bool = True
+    progress: bool = False
+    max_lifetime_s: float = DEFAULT_MAX_LIFETIME_S
+    heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S
+    web_root: Path | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
+
+
+FeedRunner = Callable[[Callable[[MarketChange | FeedStatus], Awaitable[None]]], Awaitable[None]]
+
+
+class SportsbookServer:
+    """One process: owns the bus, hub, feed task and listeners."""
+
+    def __init__(self, config: ServerConfig, bus: PriceBus | None = None) -> None:
+        self.config = config
+        self.bus: PriceBus = bus or InProcessPriceBus()
+        self.hub = OddsHub(self.bus.epoch, heartbeat_interval_s=config.heartbeat_interval_s)
+        self.tokens: TokenDirectory = StaticTokens(config.tokens)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._tcp: asyncio.Server | None = None
+        self._runner: web.AppRunner | None = None
+        self.tcp_port = config.tcp_port
+        self.http_port = config.http_port
+
+    # ---- lifecycle ---------------------------------------------------------
+    async def start(self, feed: FeedRunner | None = None) -> None:
+        self._tasks.append(asyncio.create_task(self.hub.run(self.bus), name="hub"))
+        if feed is None and self.config.replay_files:
+            feed = self._replay_feed
+        if feed is not None:
+            self._tasks.append(asyncio.create_task(feed(self.bus.publish), name="feed"))
+        self._tcp = await asyncio.start_server(
+            self._on_tcp, self.config.host, self.config.tcp_port, limit=1024 * 1024
+        )
+        self.tcp_port = self._tcp.sockets[0].getsockname()[1]
+        self._runner = web.AppRunner(self.http_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.http_port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.http_port = server.sockets[0].getsockname()[1]
+        log.info("listening", extra={"tcp": self.tcp_port, "http": self.http_port})
+
+    async def _replay_feed(self, sink: Callable[[MarketChange | FeedStatus], Awaitable[None]]) -> None:
+        from streams.replay import replay
+
+        await replay(
+            list(self.config.replay_files),
+            sink,
+            speed=self.config.speed,
+            loop=self.config.loop_replay,
+            progress=self.config.progress,
+        )
+
+    async def stop(self) -> None:
+        if self._tcp is not None:
+            self._tcp.close()
+        for session in list(LIVE_SESSIONS):
+            session._close_soon()  # noqa: SLF001 - the guard's own close path
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.bus.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ---- connections -------------------------------------------------------
+    def _new_session(self, transport: Any) -> GuardedRSocketServer:
+        return GuardedRSocketServer(
+            transport,
+            handler_factory=lambda: SportsbookHandler(self.hub, self.tokens),
+            max_lifetime_s=self.config.max_lifetime_s,
+        )
+
+    async def _on_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = self._new_session(GuardedTcpTransport(reader, writer))
+        await session.wait_closed()
+
+    async def _on_websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=MAX_WS_MESSAGE, compress=False)
+        await ws.prepare(request)
+        transport = GuardedWebSocketTransport(ws)
+        session = self._new_session(transport)
+        await transport.handle_incoming_ws_messages()
+        await session.wait_closed()
+        return ws
+
+    # ---- HTTP ----------------------------------------------------------------
+    def http_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/rsocket", self._on_websocket)
+        app.router.add_get("/health", self._health)
+        root = self.config.web_root
+        if root is not None and (root / "index.html").exists():
+            app.router.add_get("/", lambda _r: web.FileResponse(root / "index.html"))
+            app.router.add_static("/", root)
+        else:
+            app.router.add_get("/", self._landing)
+        return app
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "status": "ok",
+                "feedHealthy": self.hub.feed_healthy,
+                "markets": sum(1 for _ in self.hub.books()),
+                "subscriptions": self.hub.subscription_count,
+                "sessions": len(LIVE_SESSIONS),
+                "clk": self.hub.clk,
+            }
+        )
+
+    async def _landing(self, _request: web.Request) -> web.Response:
+        text = (
+            "Sportsbook server. RSocket over WebSocket at /rsocket, TCP on port "
+            f"{self.tcp_port}. Try: sportsbook events --url ws://{self.config.host}:"
+            f"{self.http_port}/rsocket\n"
+        )
+        return web.Response(text=text)

@@ -1,0 +1,213 @@
+"""The one module that adapts rsocket-py 0.4.20 for a server that faces the public.
+
+Measured on this stack (issue 2): a client that requested 1,000,000 frames and
+stopped reading grew rsocket-py's send queue to 618 MB in 7 s, a cancel still
+flushed ~100K queued frames, WebSocket sessions outlived their socket and the
+server never enforced the keepalive lifetime. This module changes that:
+
+* **Write-aware send path.** ``writable()`` is False while more than
+  ``high_water`` frames wait in the connection's send queue; the transport's own
+  buffer is capped (TCP ``set_write_buffer_limits``, aiohttp's writer limit) and
+  the sender awaits ``drain()``, so a producer that checks ``writable()`` never
+  grows memory. When the queue drains, registered streams are told.
+* **Cancel drops what is queued** for that stream (``discard_queued``).
+* **Keepalive lifetime** is enforced: SETUP whose keepalive interval is not
+  shorter than the effective lifetime is rejected (case B20); a connection with
+  no KEEPALIVE for a lifetime is closed and its streams disposed (case B23).
+* **Sessions end with their socket**: the WebSocket transport signals the end
+  of the socket, and closing disposes every stream exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+from rsocket.error_codes import ErrorCode
+from rsocket.exceptions import RSocketProtocolError, RSocketTransportError
+from rsocket.frame import Frame, PayloadFrame, SetupFrame
+from rsocket.helpers import cancel_if_task_exists, payload_from_frame
+from rsocket.rsocket_server import RSocketServer
+from rsocket.transports.aiohttp_websocket import TransportAioHttpWebsocket
+from rsocket.transports.tcp import TransportTCP
+from rsocket.transports.transport import Transport
+
+log = logging.getLogger("sportsbook.transport")
+
+HIGH_WATER_FRAMES = 2
+TRANSPORT_WRITE_HIGH_WATER = 64 * 1024
+DEFAULT_MAX_LIFETIME_S = 30.0
+
+# Every live server session, for leak checks (case B23) and /health.
+LIVE_SESSIONS: weakref.WeakSet[GuardedRSocketServer] = weakref.WeakSet()
+
+
+class GuardedRSocketServer(RSocketServer):
+    """An RSocketServer whose send path respects the socket and whose life is bounded."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        high_water_frames: int = HIGH_WATER_FRAMES,
+        max_lifetime_s: float = DEFAULT_MAX_LIFETIME_S,
+        **kwargs: Any,
+    ) -> None:
+        self._high_water = high_water_frames
+        self._server_max_lifetime_s = max_lifetime_s
+        self._writable_listeners: dict[int, Callable[[], None]] = {}
+        self._last_keepalive = time.monotonic()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+        self._closing_task: asyncio.Task[None] | None = None
+        super().__init__(transport, **kwargs)
+        LIVE_SESSIONS.add(self)
+
+    # ---- write-aware send path -------------------------------------------
+    def writable(self) -> bool:
+        """True while the send queue is below its high-water mark."""
+        return not self._is_closing and self._send_queue.qsize() < self._high_water
+
+    def on_writable(self, stream_id: int, listener: Callable[[], None]) -> None:
+        self._writable_listeners[stream_id] = listener
+
+    def remove_writable(self, stream_id: int) -> None:
+        self._writable_listeners.pop(stream_id, None)
+
+    @asynccontextmanager
+    async def _get_next_frame_to_send(self, transport: Transport) -> AsyncIterator[Frame]:
+        async with super()._get_next_frame_to_send(transport) as frame:
+            yield frame
+        if self._writable_listeners and self._send_queue.qsize() < self._high_water:
+            self._notify_writable()
+
+    def _notify_writable(self) -> None:
+        listeners = list(self._writable_listeners.values())
+        for listener in listeners:
+            if not self.writable():
+                break
+            listener()
+        # Rotate so that no stream always goes first on a busy connection.
+        if len(self._writable_listeners) > 1:
+            first = next(iter(self._writable_listeners))
+            self._writable_listeners[first] = self._writable_listeners.pop(first)
+
+    @property
+    def queued_frames(self) -> int:
+        return self._send_queue.qsize()
+
+    def discard_queued(self, stream_id: int) -> int:
+        """Drop payload frames of ``stream_id`` not yet written; returns how many."""
+        queue = self._send_queue._queue  # noqa: SLF001 - asyncio.Queue keeps a deque here
+        keep = [f for f in queue if not (isinstance(f, PayloadFrame) and f.stream_id == stream_id)]
+        dropped = len(queue) - len(keep)
+        if dropped:
+            queue.clear()
+            queue.extend(keep)
+        return dropped
+
+    # ---- keepalive lifetime (cases B20, B23) ------------------------------
+    async def handle_setup(self, frame: SetupFrame) -> None:
+        lifetime_ms = min(frame.max_lifetime_milliseconds, int(self._server_max_lifetime_s * 1000))
+        if frame.keep_alive_milliseconds >= lifetime_ms:
+            self._close_soon()
+            raise RSocketProtocolError(
+                ErrorCode.REJECTED_SETUP,
+                data=(
+                    f"keepalive interval {frame.keep_alive_milliseconds} ms must be shorter "
+                    f"than the max lifetime {lifetime_ms} ms"
+                ),
+            )
+        await self._setup_handler(frame)
+        self._last_keepalive = time.monotonic()
+        self._watchdog = asyncio.create_task(self._keepalive_watchdog(lifetime_ms / 1000))
+
+    async def _setup_handler(self, frame: SetupFrame) -> None:
+        """rsocket-py's setup minus its traceback log; any refusal closes the connection."""
+        if frame.flags_resume or frame.flags_lease:
+            self._close_soon()
+            raise RSocketProtocolError(
+                ErrorCode.UNSUPPORTED_SETUP, data="resume and lease are not supported"
+            )
+        try:
+            await self._handler.on_setup(
+                frame.data_encoding, frame.metadata_encoding, payload_from_frame(frame)
+            )
+        except RSocketProtocolError:
+            self._close_soon()
+            raise
+        except Exception as exc:
+            self._close_soon()
+            raise RSocketProtocolError(ErrorCode.REJECTED_SETUP, data=str(exc)) from exc
+
+    def _update_last_keepalive(self) -> None:
+        self._last_keepalive = time.monotonic()
+
+    async def _keepalive_watchdog(self, lifetime_s: float) -> None:
+        tick = min(1.0, lifetime_s / 4)
+        while not self._is_closing:
+            await asyncio.sleep(tick)
+            if time.monotonic() - self._last_keepalive > lifetime_s:
+                log.info("keepalive lifetime exceeded", extra={"lifetime_s": lifetime_s})
+                self._close_soon()
+                return
+
+    # ---- closing -----------------------------------------------------------
+    def _close_soon(self) -> None:
+        """Close from outside the receiver task (it cannot await itself)."""
+        if self._closing_task is None:
+            self._closing_task = asyncio.create_task(self._shutdown())
+
+    async def _shutdown(self) -> None:
+        await asyncio.sleep(0.05)  # let a queued ERROR frame reach the socket
+        await cancel_if_task_exists(self._receiver_task)
+        self._receiver_task = None
+        await self._on_connection_closed()
+
+    async def _on_connection_closed(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._is_closing = True
+        self._writable_listeners.clear()
+        self.stop_all_streams()
+        await self._handler.on_close(self)
+        if self._watchdog is not None and self._watchdog is not asyncio.current_task():
+            self._watchdog.cancel()
+        await cancel_if_task_exists(self._sender_task)
+        self._sender_task = None
+        with contextlib.suppress(Exception):
+            await self._close_transport()
+        LIVE_SESSIONS.discard(self)
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+
+class GuardedTcpTransport(TransportTCP):
+    """TCP with a capped write buffer and large reads."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        super().__init__(reader, writer, read_buffer_size=64 * 1024)
+        writer.transport.set_write_buffer_limits(high=TRANSPORT_WRITE_HIGH_WATER)
+
+
+class GuardedWebSocketTransport(TransportAioHttpWebsocket):
+    """aiohttp WebSocket that tells the session when the socket is gone."""
+
+    async def handle_incoming_ws_messages(self) -> None:
+        try:
+            async for message in self._message_generator():
+                async for frame in self._frame_parser.receive_data(message, 0):
+                    self._incoming_frame_queue.put_nowait(frame)
+        except (asyncio.CancelledError, RSocketTransportError, aiohttp.ClientError):
+            pass
+        finally:
+            self._incoming_frame_queue.put_nowait(RSocketTransportError("websocket closed"))

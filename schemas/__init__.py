@@ -1,0 +1,1 @@
+"""Wire types: decoding requests into frozen values and encoding frames (PROTOCOL.md)."""

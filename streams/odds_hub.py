@@ -1,0 +1,438 @@
+"""OddsHub: live market books, per-market ``seq`` and conflating fan-out.
+
+One writer (the hub's consume loop) changes every book in bus order (STYLE.md 4).
+Each subscription keeps, per market it follows, only the *first seq it has not
+been sent* (or "needs a snapshot"), so a slow subscriber costs memory bounded
+by the number of markets it follows, never by the number of updates. Frames
+are built at send time from the newest state, merged over the market's short
+delta log, and only while the subscriber has RSocket demand **and** its
+connection can take a frame. Encoded fragments are cached per (market,
+from-seq, format), so subscribers that keep up share one encoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+
+from schemas.frames import (
+    delta_fragment,
+    delta_frame,
+    feed_status_frame,
+    heartbeat_frame,
+    snapshot_dict,
+    snapshot_frame,
+)
+from schemas.requests import OddsStreamRequest
+from sportsbook_core.catalogue import MarketDefinition
+from sportsbook_core.changes import FeedStatus, MarketChange
+from sportsbook_core.market_book import MarketBook, MarketDelta, apply_change, merge_deltas
+from sportsbook_core.odds_formats import OddsFormat
+from streams.bus import BusRecord, PriceBus
+
+log = logging.getLogger("sportsbook.hub")
+
+HEARTBEAT_INTERVAL_S = 5.0
+
+
+class FrameSink(Protocol):
+    """Where a subscription's frames go (an RSocket stream, a test list, …)."""
+
+    def writable(self) -> bool:
+        """True when the connection can take one more frame without queueing."""
+
+    def send(self, frame: bytes) -> None:
+        """Hand one encoded frame to the connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionFilter:
+    market_ids: frozenset[str] | None = None
+    event_ids: frozenset[str] | None = None
+    sport: str | None = None
+    in_play_only: bool = False
+
+    @classmethod
+    def of(cls, request: OddsStreamRequest) -> SubscriptionFilter:
+        return cls(request.market_ids, request.event_ids, request.sport, request.in_play_only)
+
+    def matches(self, d: MarketDefinition) -> bool:
+        return (
+            (self.market_ids is None or d.market_id in self.market_ids)
+            and (self.event_ids is None or d.event_id in self.event_ids)
+            and (self.sport is None or d.sport == self.sport)
+            and (not self.in_play_only or d.in_play)
+        )
+
+
+class _Market:
+    """A book, its recent deltas and encodings valid for the current ``seq``."""
+
+    __slots__ = ("book", "log", "subscribers", "_fragments", "_snapshots")
+
+    def __init__(self, book: MarketBook, log_size: int) -> None:
+        self.book = book
+        self.log: deque[MarketDelta] = deque(maxlen=log_size)
+        self.subscribers: dict[int, Subscription] = {}
+        self._fragments: dict[tuple[int, OddsFormat | None], bytes | None] = {}
+        self._snapshots: dict[OddsFormat | None, bytes] = {}
+
+    def advance(self, book: MarketBook, delta: MarketDelta) -> None:
+        self.book = book
+        self.log.append(delta)
+        self._fragments.clear()
+        self._snapshots.clear()
+
+    def snapshot_json(self, fmt: OddsFormat | None) -> bytes:
+        cached = self._snapshots.get(fmt)
+        if cached is None:
+            cached = self._snapshots[fmt] = orjson.dumps(snapshot_dict(self.book, fmt))
+        return cached
+
+    def fragment(self, from_seq: int, fmt: OddsFormat | None) -> bytes | None:
+        """Deltas ``from_seq``..now merged and encoded; None when a snapshot is needed."""
+        key = (from_seq, fmt)
+        if key in self._fragments:
+            return self._fragments[key]
+        encoded = self._encode_since(from_seq, fmt)
+        self._fragments[key] = encoded
+        return encoded
+
+    def _encode_since(self, from_seq: int, fmt: OddsFormat | None) -> bytes | None:
+        if not self.log or from_seq < self.log[0].seq:
+            return None
+        start = from_seq - self.log[0].seq
+        deltas = list(itertools.islice(self.log, start, None))
+        if not deltas or any(d.resync for d in deltas):
+            return None
+        merged = deltas[0] if len(deltas) == 1 else merge_deltas(deltas)
+        return delta_fragment(merged, fmt)
+
+
+class Subscription:
+    """One ``odds.stream`` subscriber: its filter, demand and pending changes."""
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self, hub: OddsHub, request: OddsStreamRequest, sink: FrameSink, clk: str
+    ) -> None:
+        self.id = next(self._ids)
+        self.hub = hub
+        self.filter = SubscriptionFilter.of(request)
+        self.odds_format = request.odds_format
+        self.conflate_s = request.conflate_ms / 1000
+        self.sink = sink
+        self.demand = 0
+        self.clk = clk
+        self.markets: set[str] = set()
+        self.pending_snapshots: dict[str, None] = {}
+        self.pending_deltas: dict[str, int] = {}
+        self.status_pending = False
+        self.last_sent = hub.clock()
+        self.next_allowed = 0.0
+        self.flush_scheduled = False
+        self.closed = False
+        self.frames_sent = 0
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self.pending_snapshots or self.pending_deltas or self.status_pending)
+
+    def request(self, n: int) -> None:
+        """RSocket REQUEST_N: more demand, then send what is pending."""
+        if n <= 0 or self.closed:
+            return
+        self.demand = min(self.demand + n, 2**31 - 1)
+        self.hub.flush(self)
+
+    def writable(self) -> None:
+        """The connection drained below its low-water mark."""
+        self.hub.flush(self)
+
+    def cancel(self) -> None:
+        self.hub.unsubscribe(self)
+
+    def mark(self, market_id: str, delta: MarketDelta) -> None:
+        if delta.resync:
+            self.pending_deltas.pop(market_id, None)
+            self.pending_snapshots[market_id] = None
+        elif market_id not in self.pending_snapshots:
+            self.pending_deltas.setdefault(market_id, delta.seq)
+
+    def forget(self, market_id: str) -> None:
+        self.markets.discard(market_id)
+        self.pending_deltas.pop(market_id, None)
+        self.pending_snapshots.pop(market_id, None)
+
+
+class OddsHub:
+    """Applies bus records to books and fans changes out to subscriptions."""
+
+    def __init__(
+        self,
+        epoch: str,
+        *,
+        history_size: int = 200_000,
+        market_log_size: int = 64,
+        heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.epoch = epoch
+        self.clock = clock
+        self.position = 0
+        self.feed_healthy = True
+        self.feed_reason: str | None = None
+        self.rejected_changes = 0
+        self._markets: dict[str, _Market] = {}
+        self._market_log_size = market_log_size
+        self._history: deque[tuple[int, str, int, bool]] = deque(maxlen=history_size)
+        self._history_floor = 0
+        self._subscriptions: dict[int, Subscription] = {}
+        self._dynamic: dict[int, Subscription] = {}
+        self._dirty: dict[int, Subscription] = {}
+        self._heartbeat_interval = heartbeat_interval_s
+        self.ready = asyncio.Event()
+
+    # ---- reading state -------------------------------------------------
+    @property
+    def clk(self) -> str:
+        return f"{self.epoch}.{self.position}"
+
+    @property
+    def subscription_count(self) -> int:
+        return len(self._subscriptions)
+
+    def book(self, market_id: str) -> MarketBook | None:
+        market = self._markets.get(market_id)
+        return None if market is None else market.book
+
+    def books(self) -> Iterable[MarketBook]:
+        return (m.book for m in self._markets.values())
+
+    def snapshot_json(self, market_id: str, fmt: OddsFormat | None) -> bytes | None:
+        market = self._markets.get(market_id)
+        return None if market is None else market.snapshot_json(fmt)
+
+    # ---- the one writer --------------------------------------------------
+    async def run(self, bus: PriceBus, from_position: int = 0) -> None:
+        """Consume the bus for ever, one batch at a time."""
+        heartbeats = asyncio.create_task(self._heartbeats())
+        try:
+            async for batch in bus.read(from_position):
+                self.apply_batch(batch)
+                self.ready.set()
+                await asyncio.sleep(0)
+        finally:
+            heartbeats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeats
+
+    def apply_batch(self, records: Iterable[BusRecord]) -> None:
+        for record in records:
+            self._apply(record)
+        self._flush_dirty()
+
+    def _apply(self, record: BusRecord) -> None:
+        item = record.item
+        self.position = record.position + 1
+        if isinstance(item, FeedStatus):
+            self._apply_status(item)
+        else:
+            self._apply_change(record.position, item)
+
+    def _apply_status(self, status: FeedStatus) -> None:
+        if status.healthy == self.feed_healthy:
+            return
+        self.feed_healthy, self.feed_reason = status.healthy, status.reason
+        for sub in self._subscriptions.values():
+            sub.status_pending = True
+            self._dirty[sub.id] = sub
+
+    def _apply_change(self, position: int, change: MarketChange) -> None:
+        market = self._markets.get(change.market_id)
+        result = apply_change(None if market is None else market.book, change)
+        if result.rejected is not None:
+            self.rejected_changes += 1
+            log.warning("change rejected", extra={"reason": result.rejected})
+            return
+        if result.delta is None or result.book is None:
+            return
+        delta = result.delta
+        if market is None:
+            market = self._markets[change.market_id] = _Market(result.book, self._market_log_size)
+            market.log.append(delta)
+            self._attach_matching(market, self._subscriptions.values())
+        else:
+            market.advance(result.book, delta)
+            if delta.in_play is not None or delta.resync:
+                self._refilter(market)
+        self._remember(position, delta)
+        for sub in market.subscribers.values():
+            sub.mark(change.market_id, delta)
+            self._dirty[sub.id] = sub
+
+    def _remember(self, position: int, delta: MarketDelta) -> None:
+        if len(self._history) == self._history.maxlen:
+            self._history_floor = self._history[0][0] + 1
+        self._history.append((position, delta.market_id, delta.seq, delta.resync))
+
+    def _attach_matching(self, market: _Market, subs: Iterable[Subscription]) -> None:
+        for sub in subs:
+            if sub.filter.matches(market.book.definition):
+                market.subscribers[sub.id] = sub
+                sub.markets.add(market.book.market_id)
+                sub.pending_snapshots[market.book.market_id] = None
+                self._dirty[sub.id] = sub
+
+    def _refilter(self, market: _Market) -> None:
+        """An in-play flip or redefinition can start or stop a filtered stream."""
+        for sub in self._dynamic.values():
+            following = sub.id in market.subscribers
+            if sub.filter.matches(market.book.definition) and not following:
+                self._attach_matching(market, (sub,))
+            elif following and not sub.filter.matches(market.book.definition):
+                del market.subscribers[sub.id]
+                sub.forget(market.book.market_id)
+
+    # ---- subscriptions -----------------------------------------------------
+    def subscribe(self, request: OddsStreamRequest, sink: FrameSink) -> Subscription:
+        sub = Subscription(self, request, sink, self.clk)
+        self._subscriptions[sub.id] = sub
+        if sub.filter.in_play_only:
+            self._dynamic[sub.id] = sub
+        self._attach_matching_all(sub)
+        if request.resume is not None and self._resume(sub, request.resume):
+            sub.clk = request.resume
+        return sub
+
+    def _attach_matching_all(self, sub: Subscription) -> None:
+        ids = sub.filter.market_ids
+        markets = (
+            (self._markets[m] for m in ids if m in self._markets)
+            if ids is not None
+            else self._markets.values()
+        )
+        for market in markets:
+            self._attach_matching(market, (sub,))
+
+    def _resume(self, sub: Subscription, clk: str) -> bool:
+        """Replace the fresh snapshots by the changes missed since ``clk`` where possible."""
+        epoch, _, text = clk.rpartition(".")
+        if epoch != self.epoch or not text.isdigit():
+            return False
+        position = int(text)
+        if not self._history_floor <= position <= self.position:
+            return False
+        sub.pending_snapshots.clear()
+        for pos, market_id, seq, resync in reversed(self._history):
+            if pos < position:
+                break
+            if market_id not in sub.markets:
+                continue
+            if resync:
+                sub.pending_deltas.pop(market_id, None)
+                sub.pending_snapshots[market_id] = None
+            elif market_id not in sub.pending_snapshots:
+                sub.pending_deltas[market_id] = seq  # walking back: the oldest wins
+        return True
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        if sub.closed:
+            return
+        sub.closed = True
+        self._subscriptions.pop(sub.id, None)
+        self._dynamic.pop(sub.id, None)
+        self._dirty.pop(sub.id, None)
+        for market_id in sub.markets:
+            market = self._markets.get(market_id)
+            if market is not None:
+                market.subscribers.pop(sub.id, None)
+        sub.markets.clear()
+        sub.pending_deltas.clear()
+        sub.pending_snapshots.clear()
+
+    # ---- sending -----------------------------------------------------------
+    def _flush_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, {}
+        for sub in dirty.values():
+            self.flush(sub)
+
+    def flush(self, sub: Subscription) -> None:
+        """Send frames while there is demand, room on the connection and news."""
+        while sub.demand > 0 and sub.has_pending and not sub.closed and sub.sink.writable():
+            now = self.clock()
+            if now < sub.next_allowed:
+                self._flush_later(sub, sub.next_allowed - now)
+                return
+            self._send(sub, self._next_frame(sub), now)
+
+    def _flush_later(self, sub: Subscription, delay: float) -> None:
+        if sub.flush_scheduled:
+            return
+        sub.flush_scheduled = True
+
+        def fire() -> None:
+            sub.flush_scheduled = False
+            self.flush(sub)
+
+        asyncio.get_running_loop().call_later(delay, fire)
+
+    def _send(self, sub: Subscription, frame: bytes, now: float) -> None:
+        sub.demand -= 1
+        sub.frames_sent += 1
+        sub.last_sent = now
+        sub.next_allowed = now + sub.conflate_s if sub.conflate_s else 0.0
+        sub.sink.send(frame)
+
+    def _frame_clk(self, sub: Subscription) -> str:
+        """The clk a frame may claim: now only when nothing is left pending."""
+        if not sub.has_pending:
+            sub.clk = self.clk
+        return sub.clk
+
+    def _next_frame(self, sub: Subscription) -> bytes:
+        if sub.status_pending:
+            sub.status_pending = False
+            return feed_status_frame(self._frame_clk(sub), self.feed_healthy, self.feed_reason)
+        if not sub.pending_snapshots:
+            fragments = self._collect_fragments(sub)
+            if fragments:
+                return delta_frame(fragments, self._frame_clk(sub))
+        market_id = next(iter(sub.pending_snapshots))
+        del sub.pending_snapshots[market_id]
+        snapshot = self._markets[market_id].snapshot_json(sub.odds_format)
+        return snapshot_frame(snapshot, self._frame_clk(sub))
+
+    def _collect_fragments(self, sub: Subscription) -> list[bytes]:
+        fragments: list[bytes] = []
+        for market_id, from_seq in sub.pending_deltas.items():
+            fragment = self._markets[market_id].fragment(from_seq, sub.odds_format)
+            if fragment is None:
+                sub.pending_snapshots[market_id] = None
+            else:
+                fragments.append(fragment)
+        sub.pending_deltas.clear()
+        return fragments
+
+    async def _heartbeats(self) -> None:
+        tick = min(1.0, self._heartbeat_interval / 2)
+        while True:
+            await asyncio.sleep(tick)
+            self.send_heartbeats()
+
+    def send_heartbeats(self) -> None:
+        now = self.clock()
+        for sub in list(self._subscriptions.values()):
+            idle = now - sub.last_sent >= self._heartbeat_interval
+            if idle and not sub.has_pending and sub.demand > 0 and sub.sink.writable():
+                self._send(sub, heartbeat_frame(self._frame_clk(sub), self.feed_healthy), now)
