@@ -170,3 +170,7 @@ def _show(view: BookView, frame: dict[str, Any], market_id: str, tty: bool) -> N
         sys.stdout.flush()
     elif changed or frame.get("kind") == "snapshot":
         print(render_market(market, view.feed_healthy, color=False), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -38,6 +38,7 @@ from sportsbook_core.changes import FeedStatus, MarketChange
 from sportsbook_core.market_book import MarketBook, MarketDelta, apply_change, merge_deltas
 from sportsbook_core.odds_formats import OddsFormat
 from streams.bus import BusRecord, PriceBus
+from streams.history import ChangeHistory
 
 log = logging.getLogger("sportsbook.hub")
 
@@ -182,7 +183,7 @@ class OddsHub:
         self,
         epoch: str,
         *,
-        history_size: int = 200_000,
+        history_size: int = 100_000,
         market_log_size: int = 64,
         heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
@@ -195,8 +196,7 @@ class OddsHub:
         self.rejected_changes = 0
         self._markets: dict[str, _Market] = {}
         self._market_log_size = market_log_size
-        self._history: deque[tuple[int, str, int, bool]] = deque(maxlen=history_size)
-        self._history_floor = 0
+        self._history = ChangeHistory(history_size)
         self._subscriptions: dict[int, Subscription] = {}
         self._dynamic: dict[int, Subscription] = {}
         self._dirty: dict[int, Subscription] = {}
@@ -282,9 +282,7 @@ class OddsHub:
             self._dirty[sub.id] = sub
 
     def _remember(self, position: int, delta: MarketDelta) -> None:
-        if len(self._history) == self._history.maxlen:
-            self._history_floor = self._history[0][0] + 1
-        self._history.append((position, delta.market_id, delta.seq, delta.resync))
+        self._history.append(position, delta.market_id, delta.seq, delta.resync)
 
     def _attach_matching(self, market: _Market, subs: Iterable[Subscription]) -> None:
         for sub in subs:
@@ -331,10 +329,10 @@ class OddsHub:
         if epoch != self.epoch or not text.isdigit():
             return False
         position = int(text)
-        if not self._history_floor <= position <= self.position:
+        if not self._history.floor <= position <= self.position:
             return False
         sub.pending_snapshots.clear()
-        for pos, market_id, seq, resync in reversed(self._history):
+        for pos, market_id, seq, resync in self._history.newest_first():
             if pos < position:
                 break
             if market_id not in sub.markets:

@@ -1,0 +1,7 @@
+"""Test-wide settings: quiet structured logs, and a fresh event loop per test."""
+
+from __future__ import annotations
+
+import logging
+
+logging.getLogger("rsocket").setLevel(logging.CRITICAL)
