@@ -65,7 +65,9 @@ class BookView:
 
     @staticmethod
     def _selection(view: MarketView, change: dict[str, Any]) -> None:
-        current = view.selections.setdefault(change["selectionId"], {"selectionId": change["selectionId"]})
+        current = view.selections.setdefault(
+            change["selectionId"], {"selectionId": change["selectionId"]}
+        )
         if "price" in change:
             old, new = current.get("price"), change["price"]
             if old is not None and new is not None and old != new:

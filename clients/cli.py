@@ -14,18 +14,26 @@ from typing import Any
 
 import orjson
 
+from clients.book_view import BookView
 from clients.client import DEFAULT_URL, SportsbookClient, SportsbookError
 from clients.odds_table import render_market
-from clients.book_view import BookView
 from clients.shared_data import demo_recordings
 from rsocket_server import logs
+from rsocket_server.app import ServerConfig, SportsbookServer
+from streams.simulator import SimulatorConfig, simulate
 
 
 def _common_client(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=os.environ.get("SPORTSBOOK_URL", DEFAULT_URL),
-                        help="tcp://host:port or ws://host:port/rsocket (default %(default)s)")
-    parser.add_argument("--token", default=os.environ.get("SPORTSBOOK_TOKEN"),
-                        help="bearer token (anonymous when omitted)")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("SPORTSBOOK_URL", DEFAULT_URL),
+        help="tcp://host:port or ws://host:port/rsocket (default %(default)s)",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("SPORTSBOOK_TOKEN"),
+        help="bearer token (anonymous when omitted)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,17 +42,32 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run a server on replayed real recordings")
-    serve.add_argument("--replay", nargs="*", type=Path, metavar="FILE",
-                       help="Betfair stream recordings (default: the bundled demo set)")
-    serve.add_argument("--speed", type=float, default=30.0,
-                       help="replay at real time × N (default %(default)s)")
+    serve.add_argument(
+        "--replay",
+        nargs="*",
+        type=Path,
+        metavar="FILE",
+        help="Betfair stream recordings (default: the bundled demo set)",
+    )
+    serve.add_argument(
+        "--speed", type=float, default=30.0, help="replay at real time × N (default %(default)s)"
+    )
     serve.add_argument("--flat-out", action="store_true", help="replay as fast as possible")
+    serve.add_argument(
+        "--simulate",
+        metavar="MARKETS:RATE[:SECONDS]",
+        help="feed from the price simulator instead of recordings",
+    )
     serve.add_argument("--once", action="store_true", help="replay once instead of looping")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--tcp-port", type=int, default=7878)
     serve.add_argument("--http-port", type=int, default=8080)
-    serve.add_argument("--max-lifetime", type=float, default=30.0,
-                       help="seconds without KEEPALIVE before a connection is closed")
+    serve.add_argument(
+        "--max-lifetime",
+        type=float,
+        default=30.0,
+        help="seconds without KEEPALIVE before a connection is closed",
+    )
     serve.add_argument("--web-root", type=Path, default=None)
     serve.add_argument("--no-uvloop", action="store_true")
     serve.add_argument("--progress", action="store_true", help="show replay progress")
@@ -88,30 +111,48 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _install_uvloop() -> None:
     with contextlib.suppress(ImportError):
-        import uvloop
+        import uvloop  # noqa: PLC0415 - optional speed-up (STYLE.md 12)
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from rsocket_server.app import ServerConfig, SportsbookServer
-
-    files = list(args.replay) if args.replay else demo_recordings()
+    files = [] if args.simulate else (list(args.replay) if args.replay else demo_recordings())
     config = ServerConfig(
-        host=args.host, tcp_port=args.tcp_port, http_port=args.http_port, replay_files=files,
-        speed=None if args.flat_out else args.speed, loop_replay=not args.once,
-        progress=args.progress, max_lifetime_s=args.max_lifetime, web_root=args.web_root,
+        host=args.host,
+        tcp_port=args.tcp_port,
+        http_port=args.http_port,
+        replay_files=files,
+        speed=None if args.flat_out else args.speed,
+        loop_replay=not args.once,
+        progress=args.progress,
+        max_lifetime_s=args.max_lifetime,
+        web_root=args.web_root,
     )
     server = SportsbookServer(config)
-    await server.start()
+    if args.simulate:
+        simulator = SimulatorConfig.parse(args.simulate)
+        await server.start(lambda sink: simulate(simulator, sink))
+        print(
+            f"sportsbook: simulating {simulator.markets} markets at {simulator.rate:g} changes/s",
+            flush=True,
+        )
+    else:
+        await server.start()
+        print(
+            f"sportsbook: replaying {len(files)} real recordings at "
+            f"{'flat out' if config.speed is None else f'{config.speed:g}x'}",
+            flush=True,
+        )
     host = args.host
-    print(f"sportsbook: replaying {len(files)} real recordings at "
-          f"{'flat out' if config.speed is None else f'{config.speed:g}x'}", flush=True)
     print(f"  browser:   http://{host}:{server.http_port}/", flush=True)
     print(f"  WebSocket: ws://{host}:{server.http_port}/rsocket", flush=True)
     print(f"  TCP:       tcp://{host}:{server.tcp_port}", flush=True)
-    print("  try:       .venv/bin/sportsbook events   then   "
-          ".venv/bin/sportsbook odds --market <marketId>", flush=True)
+    print(
+        "  try:       .venv/bin/sportsbook events   then   "
+        ".venv/bin/sportsbook odds --market <marketId>",
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -147,8 +188,9 @@ async def _odds(args: argparse.Namespace) -> int:
     view = BookView()
     frames = 0
     async with SportsbookClient.connect(args.url, args.token) as client:
-        stream = client.odds_stream(market_ids=[args.market_id], odds_format=args.odds_format,
-                                    window=args.window)
+        stream = client.odds_stream(
+            market_ids=[args.market_id], odds_format=args.odds_format, window=args.window
+        )
         async with stream:
             async for frame in stream:
                 frames += 1

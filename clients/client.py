@@ -157,7 +157,7 @@ async def _transport_for(url: str) -> Any:
     raise ValueError(f"unsupported URL {url!r}: use tcp://host:port or ws://host:port/rsocket")
 
 
-class _WindowSubscriber(Subscriber):  # type: ignore[misc]
+class _WindowSubscriber(Subscriber):
     """Puts frames into a queue that can never overflow: demand ≤ free slots."""
 
     def __init__(self, queue: asyncio.Queue[Any]) -> None:
@@ -183,7 +183,11 @@ class OddsStream:
     """An async iterator of decoded frames (``raw=True``: bytes) with a request-n window."""
 
     def __init__(
-        self, rsocket: RSocketClient, body: bytes, window: int, raw: bool,
+        self,
+        rsocket: RSocketClient,
+        body: bytes,
+        window: int,
+        raw: bool,
         route: str = "odds.stream",
     ) -> None:
         if window < 1:
@@ -221,7 +225,7 @@ class OddsStream:
             self._consumed = 0
         return item if self._raw else orjson.loads(item)
 
-    async def next_frame(self, timeout: float | None = None) -> Any:
+    async def next_frame(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 - API
         return await asyncio.wait_for(self.__anext__(), timeout)
 
     def cancel(self) -> None:

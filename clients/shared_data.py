@@ -1,4 +1,4 @@
-"""Where the real recordings live: ``../shared/data`` beside the repo, or $SPORTSBOOK_SHARED_DATA."""
+"""Where the real recordings live: ``../shared/data`` beside the repo or $SPORTSBOOK_SHARED_DATA."""
 
 from __future__ import annotations
 

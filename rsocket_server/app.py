@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from rsocket_server.transport_guard import (
 from sportsbook_core.changes import FeedStatus, MarketChange
 from streams.bus import InProcessPriceBus, PriceBus
 from streams.odds_hub import HEARTBEAT_INTERVAL_S, OddsHub
+from streams.replay import replay
 
 log = logging.getLogger("sportsbook.server")
 
@@ -48,7 +49,8 @@ class ServerConfig:
     tokens: dict[str, str] = field(default_factory=dict)
 
 
-FeedRunner = Callable[[Callable[[MarketChange | FeedStatus], Awaitable[None]]], Awaitable[None]]
+Sink = Callable[[MarketChange | FeedStatus], Awaitable[None]]
+FeedRunner = Callable[[Sink], Coroutine[Any, Any, Any]]
 
 
 class SportsbookServer:
@@ -85,9 +87,9 @@ class SportsbookServer:
             self.http_port = server.sockets[0].getsockname()[1]
         log.info("listening", extra={"tcp": self.tcp_port, "http": self.http_port})
 
-    async def _replay_feed(self, sink: Callable[[MarketChange | FeedStatus], Awaitable[None]]) -> None:
-        from streams.replay import replay
-
+    async def _replay_feed(
+        self, sink: Callable[[MarketChange | FeedStatus], Awaitable[None]]
+    ) -> None:
         await replay(
             list(self.config.replay_files),
             sink,
@@ -100,7 +102,7 @@ class SportsbookServer:
         if self._tcp is not None:
             self._tcp.close()
         for session in list(LIVE_SESSIONS):
-            session._close_soon()  # noqa: SLF001 - the guard's own close path
+            session._close_soon()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -138,7 +140,12 @@ class SportsbookServer:
         app.router.add_get("/health", self._health)
         root = self.config.web_root
         if root is not None and (root / "index.html").exists():
-            app.router.add_get("/", lambda _r: web.FileResponse(root / "index.html"))
+            index = root / "index.html"
+
+            async def serve_index(_request: web.Request) -> web.FileResponse:
+                return web.FileResponse(index)
+
+            app.router.add_get("/", serve_index)
             app.router.add_static("/", root)
         else:
             app.router.add_get("/", self._landing)
@@ -152,6 +159,8 @@ class SportsbookServer:
                 "markets": sum(1 for _ in self.hub.books()),
                 "subscriptions": self.hub.subscription_count,
                 "sessions": len(LIVE_SESSIONS),
+                "tasks": len(asyncio.all_tasks()),
+                "framesSent": self.hub.frames_sent,
                 "clk": self.hub.clk,
             }
         )

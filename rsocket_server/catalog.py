@@ -32,8 +32,12 @@ def events_response(books: Iterable[MarketBook], query: CatalogEventsRequest) ->
             }
         event["inPlay"] = event["inPlay"] or d.in_play
         event["markets"].append(
-            {"marketId": d.market_id, "name": d.name, "type": d.market_type,
-             "status": d.status.value}
+            {
+                "marketId": d.market_id,
+                "name": d.name,
+                "type": d.market_type,
+                "status": d.status.value,
+            }
         )
     selected = [e for e in events.values() if query.in_play is None or e["inPlay"] == query.in_play]
     selected.sort(key=lambda e: (e["startTime"], e["eventId"]))

@@ -32,7 +32,7 @@ def _encoding_name(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class SportsbookHandler(BaseRequestHandler):  # type: ignore[misc]
+class SportsbookHandler(BaseRequestHandler):
     """One per connection: knows who is on it and serves the routes."""
 
     def __init__(self, hub: OddsHub, tokens: TokenDirectory) -> None:
@@ -41,9 +41,13 @@ class SportsbookHandler(BaseRequestHandler):  # type: ignore[misc]
         self.tokens = tokens
         self.principal: Principal = ANONYMOUS
 
-    async def on_setup(self, data_encoding: bytes, metadata_encoding: bytes, payload: Payload) -> None:
+    async def on_setup(
+        self, data_encoding: bytes, metadata_encoding: bytes, payload: Payload
+    ) -> None:
         if _encoding_name(data_encoding) != JSON:
-            raise RSocketProtocolError(RsErrorCode.UNSUPPORTED_SETUP, data="data MIME must be application/json")
+            raise RSocketProtocolError(
+                RsErrorCode.UNSUPPORTED_SETUP, data="data MIME must be application/json"
+            )
         if _encoding_name(metadata_encoding) != COMPOSITE:
             raise RSocketProtocolError(
                 RsErrorCode.UNSUPPORTED_SETUP, data=f"metadata MIME must be {COMPOSITE}"

@@ -35,4 +35,4 @@ def configure(level: str = "warning") -> None:
     # rsocket-py logs client mistakes (bad frames, refused setups) at ERROR with
     # tracebacks; the server reports those itself, so keep the library at CRITICAL
     # unless debugging.
-    logging.getLogger("rsocket").setLevel(logging.DEBUG if level == "debug" else logging.CRITICAL)
+    logging.getLogger("pyrsocket").setLevel(logging.DEBUG if level == "debug" else logging.CRITICAL)

@@ -26,7 +26,11 @@ def route_of(metadata: bytes | None) -> str:
     for item in _parse(metadata).items:
         if isinstance(item, RoutingMetadata) and item.tags:
             tag = item.tags[0]
-            return bytes(tag).decode("utf-8", "replace") if isinstance(tag, bytes | bytearray) else str(tag)
+            return (
+                bytes(tag).decode("utf-8", "replace")
+                if isinstance(tag, bytes | bytearray)
+                else str(tag)
+            )
     raise ApiError(ErrorCode.UNKNOWN_ROUTE, "request carries no route metadata")
 
 
@@ -37,7 +41,9 @@ def bearer_token_of(metadata: bytes | None) -> str | None:
             item.authentication, AuthenticationBearer
         ):
             token = item.authentication.token
-            return bytes(token).decode("utf-8") if isinstance(token, bytes | bytearray) else str(token)
+            return (
+                bytes(token).decode("utf-8") if isinstance(token, bytes | bytearray) else str(token)
+            )
     return None
 
 

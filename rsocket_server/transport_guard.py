@@ -67,6 +67,8 @@ class GuardedRSocketServer(RSocketServer):
         self._watchdog: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self._closing_task: asyncio.Task[None] | None = None
+        self._sender_task: asyncio.Task[None] | None = None
+        self._receiver_task: asyncio.Task[None] | None = None
         super().__init__(transport, **kwargs)
         LIVE_SESSIONS.add(self)
 
@@ -105,7 +107,7 @@ class GuardedRSocketServer(RSocketServer):
 
     def discard_queued(self, stream_id: int) -> int:
         """Drop payload frames of ``stream_id`` not yet written; returns how many."""
-        queue = self._send_queue._queue  # noqa: SLF001 - asyncio.Queue keeps a deque here
+        queue = self._send_queue._queue
         keep = [f for f in queue if not (isinstance(f, PayloadFrame) and f.stream_id == stream_id)]
         dropped = len(queue) - len(keep)
         if dropped:

@@ -117,8 +117,12 @@ def apply_change(book: MarketBook | None, change: MarketChange) -> ApplyResult:
     if book is None:
         if change.definition is None:
             return ApplyResult(None, rejected=f"{change.market_id}: change before definition")
-        fresh = MarketBook(change.definition, _live_prices(change.definition, change.prices), 1,
-                           change.published_at_ms)
+        fresh = MarketBook(
+            change.definition,
+            _live_prices(change.definition, change.prices),
+            1,
+            change.published_at_ms,
+        )
         return ApplyResult(fresh, MarketDelta(change.market_id, 1, resync=True))
     definition = book.definition
     resync = change.image or change.relist
@@ -151,6 +155,7 @@ def _check_lifecycle(current: MarketStatus, target: MarketStatus, relist: bool) 
 
 def _structure_changed(old: MarketDefinition, new: MarketDefinition) -> bool:
     """Runners added, removed or renamed: a delta cannot say it, a snapshot must."""
+
     def shape(d: MarketDefinition) -> tuple[tuple[str, str], ...]:
         return tuple((s.selection_id, s.name) for s in d.selections)
 

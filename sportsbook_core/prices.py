@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-_DECIMAL_RE = re.compile(r"^[0-9]{1,7}(\.[0-9]{1,6})?$")
-_FRACTION_RE = re.compile(r"^([0-9]{1,7})/([1-9][0-9]{0,6})$")
+# Used with fullmatch: ``$`` also matches before a trailing newline.
+_DECIMAL_RE = re.compile(r"[0-9]{1,7}(\.[0-9]{1,6})?")
+_FRACTION_RE = re.compile(r"([0-9]{1,7})/([1-9][0-9]{0,6})")
 
 MIN_ODDS = Fraction(101, 100)
 MAX_ODDS = Fraction(1000)
@@ -39,13 +40,13 @@ class Price:
         """Read a wire price: ``"2.5"``, ``"1000"`` or a fraction ``"5/2"``."""
         if not isinstance(text, str):
             raise InvalidPrice(f"price must be a string, got {type(text).__name__}")
-        match = _FRACTION_RE.match(text)
+        match = _FRACTION_RE.fullmatch(text)
         if match:
             num, den = int(match.group(1)), int(match.group(2))
             if num == 0:
                 raise InvalidPrice(f"fractional price must be above 0/1: {text!r}")
             return cls(1 + Fraction(num, den), fractional=True)
-        if not _DECIMAL_RE.match(text):
+        if not _DECIMAL_RE.fullmatch(text):
             raise InvalidPrice(f"not a decimal or fractional price: {text!r}")
         return cls(Fraction(Decimal(text)))
 
@@ -67,9 +68,14 @@ class Price:
         return fraction_to_decimal(self.odds)
 
     def to_wire(self) -> str:
-        """The exact wire string: ``"5/2"`` for fractional, ``"3.5"`` otherwise."""
-        if self.fractional:
-            from sportsbook_core.fractional_ladder import customary_text
+        """The exact wire string: ``"5/2"`` for fractional, ``"3.5"`` otherwise.
+
+        Decimal odds that do not terminate (21/11) go out as their fraction, so
+        the wire text is always exact.
+        """
+        if self.fractional or not _terminates(self.odds):
+            # Lazy: fractional_ladder imports Price, so a top-level import would be a cycle.
+            from sportsbook_core.fractional_ladder import customary_text  # noqa: PLC0415
 
             return customary_text(self.odds - 1)
         return decimal_to_str(self.decimal)
@@ -78,14 +84,18 @@ class Price:
         return self.to_wire()
 
 
-def fraction_to_decimal(value: Fraction, places: int = 12) -> Decimal:
-    """An exact Decimal when ``value`` terminates in base 10, else rounded to ``places``."""
+def _terminates(value: Fraction) -> bool:
     den = value.denominator
     while den % 2 == 0:
         den //= 2
     while den % 5 == 0:
         den //= 5
-    if den == 1:
+    return den == 1
+
+
+def fraction_to_decimal(value: Fraction, places: int = 12) -> Decimal:
+    """An exact Decimal when ``value`` terminates in base 10, else rounded to ``places``."""
+    if _terminates(value):
         return Decimal(value.numerator) / Decimal(value.denominator)
     quantum = Decimal(1).scaleb(-places)
     return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(quantum)

@@ -101,9 +101,7 @@ class InProcessPriceBus:
     def _trim(self) -> None:
         """Drop records every reader has passed, keeping at most ``capacity``."""
         slowest = min(self._readers.values(), default=self._next)
-        while self._log and (
-            self._log[0].position < slowest or len(self._log) > self._capacity
-        ):
+        while self._log and (self._log[0].position < slowest or len(self._log) > self._capacity):
             self._log.popleft()
 
     async def read(

@@ -76,16 +76,25 @@ class SubscriptionFilter:
 
 
 class _Market:
-    """A book, its recent deltas and encodings valid for the current ``seq``."""
+    """A book, its recent deltas and encodings valid for the current ``seq``.
 
-    __slots__ = ("book", "log", "subscribers", "_fragments", "_snapshots")
+    ``followers`` are every subscription whose filter matches; ``armed`` only
+    those that can take a frame right now, the only ones a change touches.
+    """
+
+    __slots__ = ("_fragments", "_snapshots", "armed", "book", "followers", "log")
 
     def __init__(self, book: MarketBook, log_size: int) -> None:
         self.book = book
         self.log: deque[MarketDelta] = deque(maxlen=log_size)
-        self.subscribers: dict[int, Subscription] = {}
+        self.followers: dict[int, Subscription] = {}
+        self.armed: dict[int, Subscription] = {}
         self._fragments: dict[tuple[int, OddsFormat | None], bytes | None] = {}
         self._snapshots: dict[OddsFormat | None, bytes] = {}
+
+    @property
+    def seq(self) -> int:
+        return self.book.seq
 
     def advance(self, book: MarketBook, delta: MarketDelta) -> None:
         self.book = book
@@ -120,13 +129,18 @@ class _Market:
 
 
 class Subscription:
-    """One ``odds.stream`` subscriber: its filter, demand and pending changes."""
+    """One ``odds.stream`` subscriber: its filter, demand and what it was sent.
+
+    ``sent[m]`` is the last seq of market m this subscriber was sent (0: none
+    yet, so a snapshot is due). While *armed* (demand and a writable
+    connection) changes are marked into ``pending_*`` as they happen; while
+    parked nothing is touched, and arming again compares ``sent`` with each
+    market's seq: that comparison is the conflation.
+    """
 
     _ids = itertools.count(1)
 
-    def __init__(
-        self, hub: OddsHub, request: OddsStreamRequest, sink: FrameSink, clk: str
-    ) -> None:
+    def __init__(self, hub: OddsHub, request: OddsStreamRequest, sink: FrameSink, clk: str) -> None:
         self.id = next(self._ids)
         self.hub = hub
         self.filter = SubscriptionFilter.of(request)
@@ -135,7 +149,8 @@ class Subscription:
         self.sink = sink
         self.demand = 0
         self.clk = clk
-        self.markets: set[str] = set()
+        self.sent: dict[str, int] = {}
+        self.armed = False
         self.pending_snapshots: dict[str, None] = {}
         self.pending_deltas: dict[str, int] = {}
         self.status_pending = False
@@ -144,6 +159,10 @@ class Subscription:
         self.flush_scheduled = False
         self.closed = False
         self.frames_sent = 0
+
+    @property
+    def markets(self) -> dict[str, int]:
+        return self.sent
 
     @property
     def has_pending(self) -> bool:
@@ -164,14 +183,22 @@ class Subscription:
         self.hub.unsubscribe(self)
 
     def mark(self, market_id: str, delta: MarketDelta) -> None:
-        if delta.resync:
+        if delta.resync or self.sent[market_id] == 0:
             self.pending_deltas.pop(market_id, None)
             self.pending_snapshots[market_id] = None
         elif market_id not in self.pending_snapshots:
-            self.pending_deltas.setdefault(market_id, delta.seq)
+            self.pending_deltas.setdefault(market_id, self.sent[market_id] + 1)
+
+    def due(self, market_id: str, seq: int) -> None:
+        """Queue what market ``market_id`` at ``seq`` owes this subscriber, if anything."""
+        sent = self.sent[market_id]
+        if sent == 0:
+            self.pending_snapshots[market_id] = None
+        elif sent < seq and market_id not in self.pending_snapshots:
+            self.pending_deltas.setdefault(market_id, sent + 1)
 
     def forget(self, market_id: str) -> None:
-        self.markets.discard(market_id)
+        self.sent.pop(market_id, None)
         self.pending_deltas.pop(market_id, None)
         self.pending_snapshots.pop(market_id, None)
 
@@ -194,6 +221,7 @@ class OddsHub:
         self.feed_healthy = True
         self.feed_reason: str | None = None
         self.rejected_changes = 0
+        self.frames_sent = 0
         self._markets: dict[str, _Market] = {}
         self._market_log_size = market_log_size
         self._history = ChangeHistory(history_size)
@@ -256,7 +284,8 @@ class OddsHub:
         self.feed_healthy, self.feed_reason = status.healthy, status.reason
         for sub in self._subscriptions.values():
             sub.status_pending = True
-            self._dirty[sub.id] = sub
+            if sub.armed:
+                self._dirty[sub.id] = sub
 
     def _apply_change(self, position: int, change: MarketChange) -> None:
         market = self._markets.get(change.market_id)
@@ -277,7 +306,7 @@ class OddsHub:
             if delta.in_play is not None or delta.resync:
                 self._refilter(market)
         self._remember(position, delta)
-        for sub in market.subscribers.values():
+        for sub in market.armed.values():
             sub.mark(change.market_id, delta)
             self._dirty[sub.id] = sub
 
@@ -287,19 +316,22 @@ class OddsHub:
     def _attach_matching(self, market: _Market, subs: Iterable[Subscription]) -> None:
         for sub in subs:
             if sub.filter.matches(market.book.definition):
-                market.subscribers[sub.id] = sub
-                sub.markets.add(market.book.market_id)
-                sub.pending_snapshots[market.book.market_id] = None
-                self._dirty[sub.id] = sub
+                market.followers[sub.id] = sub
+                sub.sent[market.book.market_id] = 0
+                if sub.armed:
+                    market.armed[sub.id] = sub
+                    sub.pending_snapshots[market.book.market_id] = None
+                    self._dirty[sub.id] = sub
 
     def _refilter(self, market: _Market) -> None:
         """An in-play flip or redefinition can start or stop a filtered stream."""
         for sub in self._dynamic.values():
-            following = sub.id in market.subscribers
+            following = sub.id in market.followers
             if sub.filter.matches(market.book.definition) and not following:
                 self._attach_matching(market, (sub,))
             elif following and not sub.filter.matches(market.book.definition):
-                del market.subscribers[sub.id]
+                del market.followers[sub.id]
+                market.armed.pop(sub.id, None)
                 sub.forget(market.book.market_id)
 
     # ---- subscriptions -----------------------------------------------------
@@ -315,7 +347,7 @@ class OddsHub:
 
     def _attach_matching_all(self, sub: Subscription) -> None:
         ids = sub.filter.market_ids
-        markets = (
+        markets: Iterable[_Market] = (
             (self._markets[m] for m in ids if m in self._markets)
             if ids is not None
             else self._markets.values()
@@ -324,38 +356,55 @@ class OddsHub:
             self._attach_matching(market, (sub,))
 
     def _resume(self, sub: Subscription, clk: str) -> bool:
-        """Replace the fresh snapshots by the changes missed since ``clk`` where possible."""
+        """Send only the changes missed since ``clk`` where the history still has them."""
         epoch, _, text = clk.rpartition(".")
         if epoch != self.epoch or not text.isdigit():
             return False
         position = int(text)
         if not self._history.floor <= position <= self.position:
             return False
-        sub.pending_snapshots.clear()
+        first_missed: dict[str, int] = {}
         for pos, market_id, seq, resync in self._history.newest_first():
             if pos < position:
                 break
-            if market_id not in sub.markets:
-                continue
-            if resync:
-                sub.pending_deltas.pop(market_id, None)
-                sub.pending_snapshots[market_id] = None
-            elif market_id not in sub.pending_snapshots:
-                sub.pending_deltas[market_id] = seq  # walking back: the oldest wins
+            if market_id in sub.sent:
+                first_missed[market_id] = 0 if resync else seq  # walking back: oldest wins
+        for market_id in sub.sent:
+            missed = first_missed.get(market_id)
+            sub.sent[market_id] = (
+                self._markets[market_id].seq if missed is None else max(missed - 1, 0)
+            )
         return True
 
     def unsubscribe(self, sub: Subscription) -> None:
         if sub.closed:
             return
         sub.closed = True
+        self._disarm(sub)
         self._subscriptions.pop(sub.id, None)
         self._dynamic.pop(sub.id, None)
         self._dirty.pop(sub.id, None)
-        for market_id in sub.markets:
+        for market_id in sub.sent:
             market = self._markets.get(market_id)
             if market is not None:
-                market.subscribers.pop(sub.id, None)
-        sub.markets.clear()
+                market.followers.pop(sub.id, None)
+        sub.sent.clear()
+
+    def _arm(self, sub: Subscription) -> None:
+        """Make changes reach ``sub`` as they happen, and queue what it missed meanwhile."""
+        sub.armed = True
+        for market_id in sub.sent:
+            market = self._markets[market_id]
+            market.armed[sub.id] = sub
+            sub.due(market_id, market.seq)
+
+    def _disarm(self, sub: Subscription) -> None:
+        """Park ``sub``: changes stop touching it; ``sent`` remembers where it was."""
+        if not sub.armed:
+            return
+        sub.armed = False
+        for market_id in sub.sent:
+            self._markets[market_id].armed.pop(sub.id, None)
         sub.pending_deltas.clear()
         sub.pending_snapshots.clear()
 
@@ -367,12 +416,23 @@ class OddsHub:
 
     def flush(self, sub: Subscription) -> None:
         """Send frames while there is demand, room on the connection and news."""
-        while sub.demand > 0 and sub.has_pending and not sub.closed and sub.sink.writable():
+        if sub.closed:
+            return
+        ready = sub.demand > 0 and sub.sink.writable()
+        if not ready:
+            self._disarm(sub)
+            return
+        if not sub.armed:
+            self._arm(sub)
+        while sub.has_pending:
             now = self.clock()
             if now < sub.next_allowed:
                 self._flush_later(sub, sub.next_allowed - now)
                 return
             self._send(sub, self._next_frame(sub), now)
+            if sub.demand == 0 or not sub.sink.writable():
+                self._disarm(sub)
+                return
 
     def _flush_later(self, sub: Subscription, delay: float) -> None:
         if sub.flush_scheduled:
@@ -388,6 +448,7 @@ class OddsHub:
     def _send(self, sub: Subscription, frame: bytes, now: float) -> None:
         sub.demand -= 1
         sub.frames_sent += 1
+        self.frames_sent += 1
         sub.last_sent = now
         sub.next_allowed = now + sub.conflate_s if sub.conflate_s else 0.0
         sub.sink.send(frame)
@@ -408,17 +469,20 @@ class OddsHub:
                 return delta_frame(fragments, self._frame_clk(sub))
         market_id = next(iter(sub.pending_snapshots))
         del sub.pending_snapshots[market_id]
-        snapshot = self._markets[market_id].snapshot_json(sub.odds_format)
-        return snapshot_frame(snapshot, self._frame_clk(sub))
+        market = self._markets[market_id]
+        sub.sent[market_id] = market.seq
+        return snapshot_frame(market.snapshot_json(sub.odds_format), self._frame_clk(sub))
 
     def _collect_fragments(self, sub: Subscription) -> list[bytes]:
         fragments: list[bytes] = []
         for market_id, from_seq in sub.pending_deltas.items():
-            fragment = self._markets[market_id].fragment(from_seq, sub.odds_format)
+            market = self._markets[market_id]
+            fragment = market.fragment(from_seq, sub.odds_format)
             if fragment is None:
                 sub.pending_snapshots[market_id] = None
             else:
                 fragments.append(fragment)
+                sub.sent[market_id] = market.seq
         sub.pending_deltas.clear()
         return fragments
 
@@ -431,6 +495,11 @@ class OddsHub:
     def send_heartbeats(self) -> None:
         now = self.clock()
         for sub in list(self._subscriptions.values()):
+            if now - sub.last_sent < self._heartbeat_interval:
+                continue
+            self.flush(sub)
             idle = now - sub.last_sent >= self._heartbeat_interval
             if idle and not sub.has_pending and sub.demand > 0 and sub.sink.writable():
                 self._send(sub, heartbeat_frame(self._frame_clk(sub), self.feed_healthy), now)
+                if sub.demand == 0:
+                    self._disarm(sub)

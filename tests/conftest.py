@@ -4,4 +4,4 @@ from __future__ import annotations
 
 import logging
 
-logging.getLogger("rsocket").setLevel(logging.CRITICAL)
+logging.getLogger("pyrsocket").setLevel(logging.CRITICAL)

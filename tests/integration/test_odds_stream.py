@@ -33,19 +33,24 @@ async def test_snapshot_then_deltas_with_contiguous_seq(transport: str) -> None:
                 assert first["kind"] == "snapshot"
                 assert first["market"]["seq"] == 1
                 assert [(s["selectionId"], s["price"]) for s in first["market"]["selections"]] == [
-                    ("11", "2"), ("12", "3.5"), ("13", "5")]
+                    ("11", "2"),
+                    ("12", "3.5"),
+                    ("13", "5"),
+                ]
                 for price in LADDER[1:6]:
                     await live.publish(price_change("1.1", s11=price))
                     await live.settled()
                     frame = await stream.next_frame(5)
                     assert frame["kind"] == "delta"
                     (entry,) = frame["markets"]
-                    assert entry["changes"] == {"selections": [{"selectionId": "11", "price": price}]}
+                    assert entry["changes"] == {
+                        "selections": [{"selectionId": "11", "price": price}]
+                    }
                 assert entry["seq"] == 6
 
 
 async def test_request_one_at_a_time_always_yields_latest_prices(transport: str) -> None:
-    """Backpressure + conflation: with request(1) each frame has the newest price, never a stale one."""
+    """Backpressure + conflation: with request(1) each frame has the newest price, never stale."""
     async with live_server() as live:
         await live.publish(definition_change(market_definition("1.1"), s11="2", s12="3", s13="4"))
         await live.settled()
@@ -59,19 +64,26 @@ async def test_request_one_at_a_time_always_yields_latest_prices(transport: str)
                     await live.settled()
                     await asyncio.sleep(0.05)
                     frame = await stream.next_frame(5)
-                    prices = {s["selectionId"]: s["price"] for m in frame["markets"]
-                              for s in m["changes"]["selections"]}
+                    prices = {
+                        s["selectionId"]: s["price"]
+                        for m in frame["markets"]
+                        for s in m["changes"]["selections"]
+                    }
                     book = live.hub.book("1.1")
                     assert prices["11"] == str(book.price_of("11"))
                     assert prices["11"] in {LADDER[0], LADDER[-1]}
 
 
-async def test_stalled_subscriber_gets_one_conflated_frame_after_10000_changes(transport: str) -> None:
+async def test_stalled_subscriber_gets_one_conflated_frame_after_10000_changes(
+    transport: str,
+) -> None:
     """PROTOCOL.md: while a subscriber cannot take a frame its changes are conflated per market."""
     markets = [f"1.{i}" for i in range(10)]
     async with live_server() as live:
         for market_id in markets:
-            await live.publish(definition_change(market_definition(market_id), s11="2", s12="3", s13="4"))
+            await live.publish(
+                definition_change(market_definition(market_id), s11="2", s12="3", s13="4")
+            )
         await live.settled()
         async with SportsbookClient.connect(live.url(transport)) as client:
             stream = client.odds_stream(market_ids=markets, window=1)
@@ -79,7 +91,7 @@ async def test_stalled_subscriber_gets_one_conflated_frame_after_10000_changes(t
             # Take the 10 snapshots one request at a time, then stop requesting.
             for _ in markets:
                 view.apply(await stream.next_frame(5))
-            sub = next(iter(live.hub._subscriptions.values()))  # noqa: SLF001
+            sub = next(iter(live.hub._subscriptions.values()))
             sent_before = sub.frames_sent
             # The window re-requests as it consumes: absorb the one outstanding frame first.
             expected: dict[tuple[str, str], str] = {}
@@ -103,7 +115,7 @@ async def test_stalled_subscriber_gets_one_conflated_frame_after_10000_changes(t
             for frame in frames:
                 view.apply(frame)
             assert {key: view.price(*key) for key in expected} == expected
-            assert len(live.hub._subscriptions) == 1  # noqa: SLF001
+            assert len(live.hub._subscriptions) == 1
             stream.cancel()
 
 
@@ -115,7 +127,7 @@ async def test_cancel_stops_frames_promptly(transport: str) -> None:
         async with SportsbookClient.connect(live.url(transport)) as client:
             stream = client.odds_stream(market_ids=["1.1"], window=1000)
             assert (await stream.next_frame(5))["kind"] == "snapshot"
-            sub = next(iter(live.hub._subscriptions.values()))  # noqa: SLF001
+            sub = next(iter(live.hub._subscriptions.values()))
             stop = asyncio.Event()
 
             async def churn() -> None:
@@ -157,19 +169,29 @@ async def test_resume_from_clk_continues_without_gaps(transport: str) -> None:
         clk = view.clk
         seqs_before = {m: v.seq for m, v in view.markets.items()}
         # Missed while disconnected: two changes on 1.1, one on 1.2.
-        await live.publish(price_change("1.1", s11="2.04"), price_change("1.2", s12="6.2"),
-                           price_change("1.1", s13="4.1"))
+        await live.publish(
+            price_change("1.1", s11="2.04"),
+            price_change("1.2", s12="6.2"),
+            price_change("1.1", s13="4.1"),
+        )
         await live.settled()
-        async with SportsbookClient.connect(url) as client:
-            async with client.odds_stream(market_ids=["1.1", "1.2"], resume=clk, window=8) as stream:
-                frame = await stream.next_frame(5)
+        async with (
+            SportsbookClient.connect(url) as client,
+            client.odds_stream(market_ids=["1.1", "1.2"], resume=clk, window=8) as stream,
+        ):
+            frame = await stream.next_frame(5)
         assert frame["kind"] == "delta"
         entries = {m["marketId"]: m for m in frame["markets"]}
         assert entries["1.1"]["seq"] == seqs_before["1.1"] + 2
         assert entries["1.1"]["changes"]["selections"] == [
-            {"selectionId": "11", "price": "2.04"}, {"selectionId": "13", "price": "4.1"}]
-        assert entries["1.2"] == {"marketId": "1.2", "seq": seqs_before["1.2"] + 1,
-                                  "changes": {"selections": [{"selectionId": "12", "price": "6.2"}]}}
+            {"selectionId": "11", "price": "2.04"},
+            {"selectionId": "13", "price": "4.1"},
+        ]
+        assert entries["1.2"] == {
+            "marketId": "1.2",
+            "seq": seqs_before["1.2"] + 1,
+            "changes": {"selections": [{"selectionId": "12", "price": "6.2"}]},
+        }
         view.apply(frame)
         assert view.ignored_stale == 0
         assert frame["clk"] == live.hub.clk
@@ -219,13 +241,20 @@ async def test_request_response_errors_per_spec(transport: str) -> None:
             assert unknown_route.value.code == "UNKNOWN_ROUTE"
             with pytest.raises(SportsbookError) as not_found:
                 await client.market("9.999")
-            assert (not_found.value.code, not_found.value.message) == ("NOT_FOUND", "no market '9.999'")
+            assert (not_found.value.code, not_found.value.message) == (
+                "NOT_FOUND",
+                "no market '9.999'",
+            )
             with pytest.raises(SportsbookError) as missing:
                 await client.request("catalog.market", {})
-            assert (missing.value.code, missing.value.message) == ("INVALID_REQUEST", "marketId is required")
+            assert (missing.value.code, missing.value.message) == (
+                "INVALID_REQUEST",
+                "marketId is required",
+            )
             events = await client.events()
             assert [(e["eventId"], [m["marketId"] for m in e["markets"]]) for e in events] == [
-                ("E1", ["1.1"])]
+                ("E1", ["1.1"])
+            ]
 
 
 async def test_market_status_and_in_play_reach_subscribers(transport: str) -> None:
@@ -237,10 +266,14 @@ async def test_market_status_and_in_play_reach_subscribers(transport: str) -> No
         async with SportsbookClient.connect(live.url(transport)) as client:
             async with client.odds_stream(market_ids=["1.1"], window=8) as stream:
                 await stream.next_frame(5)
-                for status, in_play in ((MarketStatus.SUSPENDED, False), (MarketStatus.OPEN, True),
-                                        (MarketStatus.CLOSED, True)):
-                    definition = definition.__class__(**{**_fields(definition), "status": status,
-                                                         "in_play": in_play})
+                for status, in_play in (
+                    (MarketStatus.SUSPENDED, False),
+                    (MarketStatus.OPEN, True),
+                    (MarketStatus.CLOSED, True),
+                ):
+                    definition = definition.__class__(
+                        **{**_fields(definition), "status": status, "in_play": in_play}
+                    )
                     await live.publish(MarketChange("1.1", 0, definition))
                     await live.settled()
                     frame = await stream.next_frame(5)

@@ -58,7 +58,9 @@ def prices(**by_selection: str | None) -> tuple[tuple[str, Price | None], ...]:
     )
 
 
-def definition_change(definition: MarketDefinition, at_ms: int = 0, **price_texts: str | None) -> MarketChange:
+def definition_change(
+    definition: MarketDefinition, at_ms: int = 0, **price_texts: str | None
+) -> MarketChange:
     return MarketChange(definition.market_id, at_ms, definition, prices(**price_texts))
 
 

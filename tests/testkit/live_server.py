@@ -40,11 +40,11 @@ class LiveServer:
         for item in items:
             await self.server.bus.publish(item)
 
-    async def settled(self, timeout: float = 5.0) -> None:
+    async def settled(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - test helper
         """Wait until the hub has applied everything published so far."""
         target = self.server.bus.position
         async with asyncio.timeout(timeout):
-            while self.server.hub.position < target:
+            while self.server.hub.position < target:  # noqa: ASYNC110 - polls another task's counter
                 await asyncio.sleep(0.005)
 
 
@@ -75,10 +75,23 @@ class ServerProcess:
 @contextlib.contextmanager
 def server_process(*args: str) -> Iterator[ServerProcess]:
     """``sportsbook serve --tcp-port 0 --http-port 0 …`` in a subprocess."""
-    command = [sys.executable, "-m", "clients.cli", "serve", "--tcp-port", "0",
-               "--http-port", "0", *args]
-    process = subprocess.Popen(  # noqa: S603 - our own CLI
-        command, cwd=REPO, stdout=subprocess.PIPE, text=True, env=dict(os.environ),
+    command = [
+        sys.executable,
+        "-m",
+        "clients.cli",
+        "serve",
+        "--tcp-port",
+        "0",
+        "--http-port",
+        "0",
+        *args,
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
     )
     try:
         ports: dict[str, int] = {}
@@ -93,3 +106,5 @@ def server_process(*args: str) -> Iterator[ServerProcess]:
     finally:
         process.kill()
         process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

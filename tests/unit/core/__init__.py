@@ -1,0 +1,1 @@
+"""Unit tests of the domain core, one module per ``sportsbook_core`` module."""
