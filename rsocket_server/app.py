@@ -46,6 +46,7 @@ class ServerConfig:
     max_lifetime_s: float = DEFAULT_MAX_LIFETIME_S
     heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S
     web_root: Path | None = None
+    bus_capacity: int = 8192
     tokens: dict[str, str] = field(default_factory=dict)
 
 
@@ -58,7 +59,7 @@ class SportsbookServer:
 
     def __init__(self, config: ServerConfig, bus: PriceBus | None = None) -> None:
         self.config = config
-        self.bus: PriceBus = bus or InProcessPriceBus()
+        self.bus: PriceBus = bus or InProcessPriceBus(config.bus_capacity)
         self.hub = OddsHub(self.bus.epoch, heartbeat_interval_s=config.heartbeat_interval_s)
         self.tokens: TokenDirectory = StaticTokens(config.tokens)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -161,6 +162,7 @@ class SportsbookServer:
                 "sessions": len(LIVE_SESSIONS),
                 "tasks": len(asyncio.all_tasks()),
                 "framesSent": self.hub.frames_sent,
+                "maxSendQueue": max((s.queued_frames for s in LIVE_SESSIONS), default=0),
                 "clk": self.hub.clk,
             }
         )
