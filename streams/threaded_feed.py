@@ -11,7 +11,7 @@ a fast feed is slowed down, never buffered without bound.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import reactivex as rx
@@ -26,7 +26,7 @@ FeedItem = MarketChange | FeedStatus
 async def run_threaded_feed(
     messages: Callable[[], Iterable[Any]],
     transform: Callable[[Any], Iterable[FeedItem]],
-    publish: Callable[[FeedItem], Awaitable[None]],
+    publish: Callable[[FeedItem], Coroutine[Any, Any, None]],
 ) -> int:
     """Read ``messages()`` on a worker thread, ``transform`` each, publish in order.
 

@@ -44,7 +44,7 @@ class LiveServer:
         """Wait until the hub has applied everything published so far."""
         target = self.server.bus.position
         async with asyncio.timeout(timeout):
-            while self.server.hub.position < target:  # noqa: ASYNC110 - polls another task's counter
+            while self.server.hub.position < target:
                 await asyncio.sleep(0.005)
 
 
