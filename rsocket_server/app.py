@@ -42,6 +42,7 @@ class ServerConfig:
     replay_files: Sequence[Path] = ()
     speed: float | None = 20.0
     loop_replay: bool = True
+    concurrent_replay: bool = True
     progress: bool = False
     max_lifetime_s: float = DEFAULT_MAX_LIFETIME_S
     heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S
@@ -97,6 +98,8 @@ class SportsbookServer:
             speed=self.config.speed,
             loop=self.config.loop_replay,
             progress=self.config.progress,
+            concurrent=self.config.concurrent_replay,
+            start_gap_cap_s=1.0,
         )
 
     async def stop(self) -> None:

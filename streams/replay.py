@@ -64,6 +64,11 @@ class _Source:
     adapter: BetfairStreamAdapter
     messages: Iterator[Message]
     last_pt: int = 0
+    # Concurrent demo mode: every recording starts at time 0 and its quiet gaps
+    # are shortened to ``gap_cap_ms``, so all markets move at once.
+    concurrent: bool = False
+    gap_cap_ms: int = 0
+    _raw_pt: int | None = None
 
     def next_entry(self) -> tuple[int, int, Message] | None:
         message = next(self.messages, None)
@@ -71,15 +76,28 @@ class _Source:
             return None
         pt = message.get("pt")
         if isinstance(pt, int):
-            self.last_pt = pt
+            self.last_pt = self._timeline_pt(pt)
         return self.last_pt, self.index, message  # status messages keep the file's time
+
+    def _timeline_pt(self, pt: int) -> int:
+        if not self.concurrent:
+            return pt
+        if self._raw_pt is None:
+            self._raw_pt = pt
+            return 0
+        gap = max(pt - self._raw_pt, 0)
+        self._raw_pt = pt
+        return self.last_pt + min(gap, self.gap_cap_ms)
 
 
 class _Timeline:
     """Every recording merged by ``pt`` (file order breaks ties), streamed."""
 
-    def __init__(self, paths: Sequence[Path], margin: Decimal) -> None:
+    def __init__(self, paths: Sequence[Path], margin: Decimal, gap_cap_ms: int | None = None) -> None:
         self.sources = [_open_source(index, path, margin) for index, path in enumerate(paths)]
+        if gap_cap_ms is not None:
+            for source in self.sources:
+                source.concurrent, source.gap_cap_ms = True, gap_cap_ms
 
     @property
     def lines_read(self) -> int:
@@ -265,9 +283,10 @@ class _Replayer:
     pacer: _Pacer
     progress: _Progress
     margin: Decimal
+    gap_cap_ms: int | None = None
 
     async def run_pass(self, relister: _Relister) -> int:
-        timeline = _Timeline(self.files, self.margin)
+        timeline = _Timeline(self.files, self.margin, self.gap_cap_ms)
         delivered = 0
         self.progress.restart()
         try:
@@ -292,17 +311,23 @@ async def replay(
     progress: bool = False,
     start_gap_cap_s: float = 5.0,
     margin: Decimal = DEFAULT_MARGIN,
+    concurrent: bool = False,
 ) -> int:
     """Replay ``paths`` into ``sink``; the number of items delivered (loop: never returns).
 
     ``speed=None`` is flat out (yielding to the loop every ~200 messages);
     ``speed=N`` is real time × N with quiet gaps capped at ``start_gap_cap_s``.
     Cancel the task (or raise from the sink) to stop a looping replay.
+    ``concurrent=True`` (the demo) starts every recording at once and shortens
+    each recording's own quiet gaps, instead of one calendar timeline.
     """
     files = _paths(paths)
     total = await asyncio.to_thread(_total_lines, files) if progress else 0
+    gap_cap_ms = None
+    if concurrent:
+        gap_cap_ms = int(start_gap_cap_s * 1000 * (speed or 1.0))
     replayer = _Replayer(
-        files, sink, _Pacer(speed, start_gap_cap_s), _Progress(total, progress), margin
+        files, sink, _Pacer(speed, start_gap_cap_s), _Progress(total, progress), margin, gap_cap_ms
     )
     delivered = await replayer.run_pass(_Relister(active=False))
     while loop:

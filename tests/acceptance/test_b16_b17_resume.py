@@ -97,7 +97,7 @@ def test_b16_feed_full_image_replaces_the_cache_with_no_leftover_runner() -> Non
 
 
 async def test_b16_stream_resume_keeps_the_client_book() -> None:
-    """B16 on our stream: image A (2.00/4.00), delta B (home 2.02), resume from B, delta C (4.10)."""
+    """B16 on our stream: image A (2.00/4.00), delta B (home 2.02), resume at B, delta C (4.10)."""
     async with live_server() as live:
         await live.publish(
             definition_change(market_definition("1.16", selections=("h", "a")), sh="2", sa="4")

@@ -1,0 +1,108 @@
+"""rsocket_server/transport_guard.py: one test per behaviour it adds to rsocket-py.
+
+Behaviours tested elsewhere over real sockets: SETUP keepalive ≥ lifetime is
+rejected (tests/acceptance/test_b20_*), a half-open connection is closed after
+the lifetime and a WebSocket session ends with its socket (test_b23_*), the
+stalled reader's queue stays at the high-water mark (test_backpressure_memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rsocket.frame import Frame, PayloadFrame
+from rsocket.payload import Payload
+from rsocket.transports.transport import Transport
+
+from rsocket_server.transport_guard import LIVE_SESSIONS, GuardedRSocketServer
+
+
+class GatedTransport(Transport):
+    """A transport whose writes complete only when the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.sent: list[Frame] = []
+        self._incoming: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def send_frame(self, frame: Frame) -> None:
+        await self.gate.wait()
+        self.sent.append(frame)
+
+    async def next_frame_generator(self) -> Any:
+        item = await self._incoming.get()
+        if item is None:
+            return None
+        raise item
+
+    async def close(self) -> None:
+        self._incoming.put_nowait(None)
+
+
+def _payload(server: GuardedRSocketServer, stream_id: int, text: bytes) -> None:
+    server.send_payload(stream_id, Payload(text))
+
+
+async def test_writable_is_false_at_the_high_water_mark_and_listeners_hear_the_drain() -> None:
+    transport = GatedTransport()
+    server = GuardedRSocketServer(transport, high_water_frames=2)
+    heard: list[str] = []
+    server.on_writable(1, lambda: heard.append("drained"))
+    await asyncio.sleep(0)
+    assert server.writable() is True
+    _payload(server, 1, b"a")
+    _payload(server, 1, b"b")
+    _payload(server, 1, b"c")
+    await asyncio.sleep(0.01)
+    # One frame is with the (blocked) transport, two wait in the queue.
+    assert (server.queued_frames, server.writable()) == (2, False)
+    transport.gate.set()
+    await asyncio.sleep(0.01)
+    assert [f.data for f in transport.sent] == [b"a", b"b", b"c"]
+    assert (server.queued_frames, server.writable()) == (0, True)
+    assert heard and set(heard) == {"drained"}
+    server.stop_all_streams()
+    await server._on_connection_closed()  # noqa: SLF001
+
+
+async def test_discard_queued_drops_only_that_streams_payload_frames() -> None:
+    transport = GatedTransport()
+    server = GuardedRSocketServer(transport, high_water_frames=100)
+    await asyncio.sleep(0)
+    for text in (b"s1-a", b"s3-a", b"s1-b", b"s3-b", b"s1-c"):
+        _payload(server, 1 if text.startswith(b"s1") else 3, text)
+    await asyncio.sleep(0.01)  # s1-a is now with the transport
+    assert server.discard_queued(1) == 2
+    transport.gate.set()
+    await asyncio.sleep(0.01)
+    sent = [(f.stream_id, f.data) for f in transport.sent if isinstance(f, PayloadFrame)]
+    assert sent == [(1, b"s1-a"), (3, b"s3-a"), (3, b"s3-b")]
+    await server._on_connection_closed()  # noqa: SLF001
+
+
+async def test_closing_disposes_streams_once_and_leaves_no_live_session() -> None:
+    transport = GatedTransport()
+    transport.gate.set()
+    server = GuardedRSocketServer(transport)
+    await asyncio.sleep(0)
+    assert server in LIVE_SESSIONS
+    disposed: list[int] = []
+
+    class Stream:
+        def frame_received(self, frame: Frame) -> None:
+            pass
+
+        def dispose(self) -> None:
+            disposed.append(1)
+
+    from rsocket.disposable import Disposable
+
+    Disposable.register(Stream)
+    server._register_stream(2, Stream())  # noqa: SLF001
+    await server._on_connection_closed()  # noqa: SLF001
+    await server._on_connection_closed()  # noqa: SLF001 - twice: still once
+    assert disposed == [1]
+    assert server not in LIVE_SESSIONS
+    assert server.writable() is False
