@@ -7,11 +7,11 @@ so a test that needs real data fails loudly instead of passing vacuously.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from clients import shared_data
+
 ENV_VAR = "SPORTSBOOK_SHARED_DATA"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class SharedDataMissing(FileNotFoundError):
@@ -20,8 +20,7 @@ class SharedDataMissing(FileNotFoundError):
 
 def shared_data_dir() -> Path:
     """The shared data directory; it must exist."""
-    override = os.environ.get(ENV_VAR)
-    base = Path(override) if override else REPO_ROOT.parent / "shared" / "data"
+    base = shared_data.shared_data_dir()
     if not base.is_dir():
         raise SharedDataMissing(
             f"shared test data not found at {base}: put it at ../shared/data beside the repo "
