@@ -12,7 +12,10 @@ possible and the figures measure the server. Two wire formats:
 * ``baseline``: the raw TCP server of ``_fanout_server.py``: 4-byte length +
   JSON of one change (``{"p": position, …, "selections": [...]}``).
 
-Protocol with the parent on stdin/stdout: connect everything, print ``READY``,
+Protocol with the parent on stdin/stdout: connect everything, print ``READY``;
+print ``SYNCED <streams> <ns>`` once every stream is past its initial burst
+(product: has had its first delta frame, which the hub sends only once no
+snapshot is pending; baseline: its first message) or ``--sync-timeout``; then
 read ``GO <t0_ns> <t1_ns> <t_end_ns>`` (``time.monotonic_ns`` — CLOCK_MONOTONIC
 is one clock for every process of the machine), count frames received in
 ``[t0, t1)``, keep the (clk position, receive time) of frames of the sampled
@@ -30,6 +33,7 @@ import threading
 import time
 from array import array
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 MONO = time.monotonic_ns
@@ -40,7 +44,7 @@ FLAG_METADATA, FLAG_FOLLOWS, FLAG_COMPLETE, FLAG_RESPOND = 0x100, 0x80, 0x40, 0x
 
 SEL = b'"selectionId"'
 CLK = b'"clk":"'
-START = b"{\"p\":"
+START = b'{"p":'
 
 
 class Clock:
@@ -49,6 +53,12 @@ class Clock:
     t0 = NEVER
     t1 = NEVER
     t_end = NEVER
+
+
+class Sync:
+    """How many streams are past their initial burst (see ``Stats.synced``)."""
+
+    count = 0
 
 
 class Stats:
@@ -67,6 +77,7 @@ class Stats:
         "sampled",
         "snapshot_changes",
         "snapshot_frames",
+        "synced",
     )
 
     def __init__(self, sampled: bool) -> None:
@@ -82,6 +93,7 @@ class Stats:
         self.lat_t = array("q")
         self.error: str | None = None
         self.complete = False
+        self.synced = False  # product: first delta frame (initial snapshots all sent)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -163,7 +175,7 @@ class RSocketConn(asyncio.Protocol):
         if not self.lost.done():
             self.lost.set_result(None)
 
-    def data_received(self, data: bytes) -> None:  # noqa: C901, PLR0912 - the hot path, inlined
+    def data_received(self, data: bytes) -> None:
         now = MONO()
         counting = Clock.t0 <= now < Clock.t1
         sampling = Clock.t0 <= now < Clock.t_end
@@ -190,6 +202,9 @@ class RSocketConn(asyncio.Protocol):
                 if flags & FLAG_METADATA:
                     p += 3 + ((buf[p] << 16) | (buf[p + 1] << 8) | buf[p + 2])
                 if s is not None:
+                    if not s.synced and buf.startswith(b'{"kind":"delta"', p):
+                        s.synced = True
+                        Sync.count += 1
                     if flags & FLAG_FOLLOWS:
                         s.error = "fragmented frame (not expected)"
                     if p < end:
@@ -286,6 +301,9 @@ class BaselineConn(asyncio.Protocol):
                 return
         off = last + int.from_bytes(buf[last - 4 : last], "big")
         s = self.s
+        if not s.synced:
+            s.synced = True
+            Sync.count += 1
         if Clock.t0 <= now < Clock.t1:
             messages = buf.count(START, 0, off)
             s.frames += messages
@@ -303,9 +321,8 @@ class BaselineConn(asyncio.Protocol):
 # ------------------------------------------------------------------- main
 
 
-async def _connect_all(args: argparse.Namespace, stats: list[Stats]) -> list[Any]:
+async def _connect_all(args: argparse.Namespace, stats: list[Stats], conns: list[Any]) -> None:
     loop = asyncio.get_running_loop()
-    conns: list[Any] = []
     if args.kind == "product":
         setup, requests, request_n = _rsocket_frames(args.streams, args.window)
         RSocketConn.keepalive = _keepalive_bytes()
@@ -334,7 +351,6 @@ async def _connect_all(args: argparse.Namespace, stats: list[Stats]) -> list[Any
     for start in range(0, args.connections, batch):
         end = min(start + batch, args.connections)
         conns.extend(await asyncio.gather(*(one(i) for i in range(start, end))))
-    return conns
 
 
 def _read_go(loop: asyncio.AbstractEventLoop, go: asyncio.Future[tuple[int, int, int]]) -> None:
@@ -351,13 +367,9 @@ async def run(args: argparse.Namespace) -> None:
     per_conn = args.streams if args.kind == "product" else 1
     total = args.connections * per_conn
     stats = [Stats(sampled=(args.first_index + i) % args.sample_every == 0) for i in range(total)]
-    conns = await _connect_all(args, stats)
-    print("READY", flush=True)
-    go: asyncio.Future[tuple[int, int, int]] = loop.create_future()
-    threading.Thread(target=_read_go, args=(loop, go), daemon=True).start()
-    Clock.t0, Clock.t1, Clock.t_end = await go
+    conns: list[Any] = []
 
-    async def keepalives() -> None:
+    async def keepalives() -> None:  # from the first connection on: connecting can take long
         while True:
             await asyncio.sleep(4)
             for c in conns:
@@ -365,14 +377,25 @@ async def run(args: argparse.Namespace) -> None:
                     c.send_keepalive()
 
     ka = asyncio.create_task(keepalives())
+    await _connect_all(args, stats, conns)
+    print("READY", flush=True)
+    started = MONO()
+    while Sync.count < total:
+        await asyncio.sleep(0.05)
+        if MONO() - started > args.sync_timeout * 1e9:
+            break
+    print(f"SYNCED {Sync.count} {MONO() - started}", flush=True)
+    go: asyncio.Future[tuple[int, int, int]] = loop.create_future()
+    threading.Thread(target=_read_go, args=(loop, go), daemon=True).start()
+    Clock.t0, Clock.t1, Clock.t_end = await go
+
     await asyncio.sleep(max(0.0, (Clock.t_end - MONO()) / 1e9))
     ka.cancel()
     result = {
         "streams": [s.summary() for s in stats],
         "latency": [(bytes(s.lat_pos), bytes(s.lat_t)) for s in stats if s.sampled],
     }
-    with open(args.out, "wb") as fh:
-        pickle.dump(result, fh)
+    await asyncio.to_thread(Path(args.out).write_bytes, pickle.dumps(result))
     for c in conns:
         if c.transport is not None:
             c.transport.abort()
@@ -391,6 +414,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--sample-every", type=int, default=1)
     parser.add_argument("--first-index", type=int, default=0)
+    parser.add_argument("--sync-timeout", type=float, default=60.0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     try:

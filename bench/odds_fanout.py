@@ -87,6 +87,7 @@ class Plan:
     recordings: list[Path]
     recordings_choice: str
     baseline_batch: int
+    sync_timeout_s: float
     profile: bool
     quick: bool
 
@@ -104,7 +105,7 @@ class Scenario:
 
 
 def log(text: str) -> None:
-    stamp = dt.datetime.now().strftime("%H:%M:%S")
+    stamp = dt.datetime.now(dt.UTC).strftime("%H:%M:%SZ")
     print(f"[{stamp}] {text}", flush=True)
 
 
@@ -321,12 +322,12 @@ def run_scenario(plan: Plan, sc: Scenario, tmp: Path, results_dir: Path) -> dict
     watch = RssWatch(server)
     clients: list[Proc] = []
     try:
+        http_port = 0
+        if product:  # prints its WebSocket URL (the HTTP port) before the TCP one
+            ws = server.expect(lambda s: "ws://" in s, 60, "the server's WebSocket line")
+            http_port = int(ws.rsplit(":", 1)[1].split("/")[0])
         line = server.expect(lambda s: "tcp://" in s, 60, "the server's TCP line")
         tcp_port = int(line.rsplit(":", 1)[1])
-        http_port = 0
-        if product:
-            ws = server.expect(lambda s: "ws://" in s, 10, "the server's WebSocket line")
-            http_port = int(ws.rsplit(":", 1)[1].split("/")[0])
         time.sleep(0.5)  # the feed is running: RSS with no subscriber yet
         out["server_rss_start_mb"] = server.rss() / 2**20
         first = 0
@@ -348,6 +349,8 @@ def run_scenario(plan: Plan, sc: Scenario, tmp: Path, results_dir: Path) -> dict
                 str(sample_every),
                 "--first-index",
                 str(first),
+                "--sync-timeout",
+                str(plan.sync_timeout_s),
                 "--out",
                 str(tmp / f"client-{i}.pkl"),
             ]
@@ -355,6 +358,19 @@ def run_scenario(plan: Plan, sc: Scenario, tmp: Path, results_dir: Path) -> dict
             clients.append(Proc(argv, tmp / f"client-{i}.err", stdin=True))
         for c in clients:
             c.expect(lambda s: s == "READY", 60, "a client's READY")
+        out["connect_s"] = round(time.monotonic() - started, 2)
+        ready = time.monotonic()
+        synced = 0
+        for c in clients:
+            line = c.expect(lambda s: s.startswith("SYNCED"), plan.sync_timeout_s + 30, "SYNCED")
+            synced += int(line.split()[1])
+        out["initial_sync_s"] = round(time.monotonic() - ready, 2)
+        out["synced_subscribers"] = synced
+        if synced < subscribers:
+            out["errors"].append(
+                f"only {synced}/{subscribers} subscribers past their initial snapshots after "
+                f"{plan.sync_timeout_s:g} s: measured during the initial burst"
+            )
         out["setup_s"] = round(time.monotonic() - started, 2)
         t0 = MONO() + int(plan.warmup_s * 1e9)
         t1 = t0 + int(plan.duration_s * 1e9)
@@ -363,8 +379,9 @@ def run_scenario(plan: Plan, sc: Scenario, tmp: Path, results_dir: Path) -> dict
             c.send(f"GO {t0} {t1} {t_end}\n")
         log(
             f"  {sc.label}: {connections} conn × {streams} stream(s) in {procs} client "
-            f"process(es) ready after {out['setup_s']:.1f} s; warm-up {plan.warmup_s:g} s, "
-            f"measuring {plan.duration_s:g} s"
+            f"process(es) connected in {out['connect_s']:.1f} s, {synced}/{subscribers} past "
+            f"their initial snapshots after {out['initial_sync_s']:.1f} s; "
+            f"warm-up {plan.warmup_s:g} s, measuring {plan.duration_s:g} s"
         )
         time.sleep(max(0.0, (t0 - MONO()) / 1e9))
         cpu0 = server.cpu_seconds()
@@ -717,13 +734,19 @@ def profile_summary(path: Path, top: int = 12) -> dict[str, Any]:
             continue
         count = int(count_text)
         total += count
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0] + ")" for f in stack.split(";")]
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0] + ")"
+            for f in stack.split(";")
+        ]
         own[frames[-1]] = own.get(frames[-1], 0) + count
         for f in set(frames):
             incl[f] = incl.get(f, 0) + count
 
     def share(d: dict[str, int]) -> list[tuple[str, float]]:
-        return [(k, round(100 * v / total, 1)) for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
+        return [
+            (k, round(100 * v / total, 1))
+            for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]
+        ]
 
     return {"samples": total, "self_percent": share(own), "inclusive_percent": share(incl)}
 
@@ -806,6 +829,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         recordings=files,
         recordings_choice=args.recordings,
         baseline_batch=args.baseline_batch,
+        sync_timeout_s=args.sync_timeout or (5.0 if quick else 30.0),
         profile=args.profile,
         quick=quick,
     )
@@ -826,6 +850,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--recordings", choices=("fast", "demo"), default="fast")
     p.add_argument("--baseline-batch", type=int, default=64, help="baseline changes per yield")
     p.add_argument("--no-baseline", action="store_true")
+    p.add_argument(
+        "--sync-timeout",
+        type=float,
+        default=None,
+        help="max seconds to wait for every subscriber's initial snapshots before warm-up",
+    )
     p.add_argument("--profile", action="store_true", help="py-spy the product at the most subs")
     args = p.parse_args(argv)
     for loop in args.loops or ():
@@ -900,7 +930,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(header())
     for r in results:
-        print(row(r) if "delivered" in r else f"{r['impl']:>8}  {r['loop']:>7}  {r['subscribers']:>5}  FAILED: {r['errors']}")
+        print(
+            row(r)
+            if "delivered" in r
+            else f"{r['impl']:>8}  {r['loop']:>7}  {r['subscribers']:>5}  FAILED: {r['errors']}"
+        )
     print()
     print("product / baseline (same loop, same subscriber count):")
     for q in report["ratios_product_over_baseline"]:
@@ -911,7 +945,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"p99 {fmt_ms(q['p99_ms_product'])} ms vs {fmt_ms(q['p99_ms_baseline'])} ms"
         )
     print()
-    print(f"bar: >= {BAR_CHANGES_PER_CORE:,} changes/s per server core with p99 <= {BAR_P99_MS:g} ms")
+    print(
+        f"bar: >= {BAR_CHANGES_PER_CORE:,} changes/s per server core with p99 <= {BAR_P99_MS:g} ms"
+    )
     for line in bar_verdicts(results):
         print(line)
     print()

@@ -93,7 +93,9 @@ class _Source:
 class _Timeline:
     """Every recording merged by ``pt`` (file order breaks ties), streamed."""
 
-    def __init__(self, paths: Sequence[Path], margin: Decimal, gap_cap_ms: int | None = None) -> None:
+    def __init__(
+        self, paths: Sequence[Path], margin: Decimal, gap_cap_ms: int | None = None
+    ) -> None:
         self.sources = [_open_source(index, path, margin) for index, path in enumerate(paths)]
         if gap_cap_ms is not None:
             for source in self.sources:

@@ -64,7 +64,7 @@ async def test_writable_is_false_at_the_high_water_mark_and_listeners_hear_the_d
     assert (server.queued_frames, server.writable()) == (0, True)
     assert heard and set(heard) == {"drained"}
     server.stop_all_streams()
-    await server._on_connection_closed()  # noqa: SLF001
+    await server._on_connection_closed()
 
 
 async def test_discard_queued_drops_only_that_streams_payload_frames() -> None:
@@ -79,7 +79,7 @@ async def test_discard_queued_drops_only_that_streams_payload_frames() -> None:
     await asyncio.sleep(0.01)
     sent = [(f.stream_id, f.data) for f in transport.sent if isinstance(f, PayloadFrame)]
     assert sent == [(1, b"s1-a"), (3, b"s3-a"), (3, b"s3-b")]
-    await server._on_connection_closed()  # noqa: SLF001
+    await server._on_connection_closed()
 
 
 async def test_closing_disposes_streams_once_and_leaves_no_live_session() -> None:
@@ -100,9 +100,9 @@ async def test_closing_disposes_streams_once_and_leaves_no_live_session() -> Non
     from rsocket.disposable import Disposable
 
     Disposable.register(Stream)
-    server._register_stream(2, Stream())  # noqa: SLF001
-    await server._on_connection_closed()  # noqa: SLF001
-    await server._on_connection_closed()  # noqa: SLF001 - twice: still once
+    server._register_stream(2, Stream())
+    await server._on_connection_closed()
+    await server._on_connection_closed()
     assert disposed == [1]
     assert server not in LIVE_SESSIONS
     assert server.writable() is False
