@@ -144,6 +144,10 @@ class SportsbookClient:
         """Any request-stream route with a raw JSON body (tests use it for bad input)."""
         return OddsStream(self._rsocket, body, window, raw, route)
 
+    def channel(self, route: str, body: bytes, window: int = 16) -> OddsStream:
+        """A request-channel opened with ``body`` (the server has no channel routes yet)."""
+        return OddsStream(self._rsocket, body, window, False, route, channel=True)
+
 
 async def _transport_for(url: str) -> Any:
     parsed = urlparse(url)
@@ -189,6 +193,8 @@ class OddsStream:
         window: int,
         raw: bool,
         route: str = "odds.stream",
+        *,
+        channel: bool = False,
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
@@ -197,7 +203,10 @@ class OddsStream:
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=window + 2)
         self._subscriber = _WindowSubscriber(self._queue)
         self._consumed = 0
-        self._requester = rsocket.request_stream(Payload(body, route_metadata(route)))
+        payload = Payload(body, route_metadata(route))
+        self._requester = (
+            rsocket.request_channel(payload) if channel else rsocket.request_stream(payload)
+        )
         self._requester.initial_request_n(window)
         self._requester.subscribe(self._subscriber)
         self._done = False

@@ -89,7 +89,14 @@ class SportsbookHandler(BaseRequestHandler):
             return ErrorStream(ApiError(ErrorCode.INTERNAL, "internal error"))
 
     async def request_channel(self, payload: Payload) -> Any:
-        raise RSocketProtocolError(RsErrorCode.REJECTED, data="no request-channel routes")
+        """No channel routes yet (betslip.channel is later): UNKNOWN_ROUTE, as for the others."""
+        try:
+            route = route_of(payload.metadata)
+        except ApiError as error:
+            return ErrorStream(error), None
+        return ErrorStream(
+            ApiError(ErrorCode.UNKNOWN_ROUTE, f"no request-channel route {route!r}")
+        ), None
 
     async def request_fire_and_forget(self, payload: Payload) -> None:
         return None

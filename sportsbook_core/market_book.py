@@ -208,6 +208,27 @@ def _selection_change(
     return [SelectionChange(sid, new_price, price_set, status)]
 
 
+def full_delta(book: MarketBook) -> MarketDelta:
+    """The whole visible state of ``book`` as one delta at its ``seq``.
+
+    Conflation for a subscriber further behind than the recent-delta log reaches:
+    every field at its newest value is exactly what merging the missed deltas
+    would give, provided the market's structure has not changed since (no resync).
+    """
+    definition = book.definition
+    return MarketDelta(
+        book.market_id,
+        book.seq,
+        definition.status,
+        definition.in_play,
+        definition.bet_delay_ms,
+        tuple(
+            SelectionChange(s.selection_id, book.prices.get(s.selection_id), True, s.status)
+            for s in definition.selections
+        ),
+    )
+
+
 def merge_deltas(deltas: list[MarketDelta]) -> MarketDelta:
     """Conflate consecutive deltas of one market: newest value of every field wins.
 

@@ -35,7 +35,13 @@ from schemas.frames import (
 from schemas.requests import OddsStreamRequest
 from sportsbook_core.catalogue import MarketDefinition
 from sportsbook_core.changes import FeedStatus, MarketChange
-from sportsbook_core.market_book import MarketBook, MarketDelta, apply_change, merge_deltas
+from sportsbook_core.market_book import (
+    MarketBook,
+    MarketDelta,
+    apply_change,
+    full_delta,
+    merge_deltas,
+)
 from sportsbook_core.odds_formats import OddsFormat
 from streams.bus import BusRecord, PriceBus
 from streams.history import ChangeHistory
@@ -82,11 +88,12 @@ class _Market:
     those that can take a frame right now, the only ones a change touches.
     """
 
-    __slots__ = ("_fragments", "_snapshots", "armed", "book", "followers", "log")
+    __slots__ = ("_fragments", "_snapshots", "armed", "book", "followers", "log", "resync_seq")
 
     def __init__(self, book: MarketBook, log_size: int) -> None:
         self.book = book
         self.log: deque[MarketDelta] = deque(maxlen=log_size)
+        self.resync_seq = book.seq  # seq of the newest change that asked for a snapshot
         self.followers: dict[int, Subscription] = {}
         self.armed: dict[int, Subscription] = {}
         self._fragments: dict[tuple[int, OddsFormat | None], bytes | None] = {}
@@ -99,6 +106,8 @@ class _Market:
     def advance(self, book: MarketBook, delta: MarketDelta) -> None:
         self.book = book
         self.log.append(delta)
+        if delta.resync:
+            self.resync_seq = delta.seq
         self._fragments.clear()
         self._snapshots.clear()
 
@@ -118,8 +127,10 @@ class _Market:
         return encoded
 
     def _encode_since(self, from_seq: int, fmt: OddsFormat | None) -> bytes | None:
+        if from_seq <= self.resync_seq:
+            return None  # the structure changed since the subscriber's last frame
         if not self.log or from_seq < self.log[0].seq:
-            return None
+            return delta_fragment(full_delta(self.book), fmt)  # further back than the log
         start = from_seq - self.log[0].seq
         deltas = list(itertools.islice(self.log, start, None))
         if not deltas or any(d.resync for d in deltas):
@@ -341,9 +352,19 @@ class OddsHub:
         if sub.filter.in_play_only:
             self._dynamic[sub.id] = sub
         self._attach_matching_all(sub)
-        if request.resume is not None and self._resume(sub, request.resume):
-            sub.clk = request.resume
+        position = self._parse_clk(request.resume)
+        if position is not None and self._resume(sub, position):
+            sub.clk = f"{self.epoch}.{position}"  # canonical, whatever digits it came in
         return sub
+
+    def _parse_clk(self, clk: str | None) -> int | None:
+        """The position of a clk from this hub's epoch, or None (foreign or malformed)."""
+        if clk is None:
+            return None
+        epoch, _, text = clk.rpartition(".")
+        if epoch != self.epoch or not (text.isascii() and text.isdigit()):
+            return None
+        return int(text)
 
     def _attach_matching_all(self, sub: Subscription) -> None:
         ids = sub.filter.market_ids
@@ -355,12 +376,8 @@ class OddsHub:
         for market in markets:
             self._attach_matching(market, (sub,))
 
-    def _resume(self, sub: Subscription, clk: str) -> bool:
-        """Send only the changes missed since ``clk`` where the history still has them."""
-        epoch, _, text = clk.rpartition(".")
-        if epoch != self.epoch or not text.isdigit():
-            return False
-        position = int(text)
+    def _resume(self, sub: Subscription, position: int) -> bool:
+        """Send only the changes missed since ``position`` where the history still has them."""
         if not self._history.floor <= position <= self.position:
             return False
         first_missed: dict[str, int] = {}

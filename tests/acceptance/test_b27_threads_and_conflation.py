@@ -84,21 +84,28 @@ async def test_b27b_10000_updates_per_second_for_60s_to_a_10_per_second_reader()
         peak = baseline
         view = BookView()
         reads = 0
+        kinds: list[str] = []
         async with SportsbookClient.connect(server.url("tcp")) as client:
             stream = client.odds_stream(market_ids=["9.000000"], window=1)
             started = time.monotonic()
             while time.monotonic() - started < 62:
-                view.apply(await stream.next_frame(5))
+                # Once the simulator stops only heartbeats flow: every 5 s, checked each second.
+                frame = await stream.next_frame(8)
+                kinds.append(frame["kind"])
+                view.apply(frame)
                 reads += 1
                 peak = max(peak, process.memory_info().rss)
                 await asyncio.sleep(0.1)
             for _ in range(3):  # what is left after the simulator stopped
-                view.apply(await stream.next_frame(6))
+                view.apply(await stream.next_frame(8))
             stream.cancel()
             final = await client.market("9.000000")
         assert peak - baseline < 50 * 1024 * 1024
         assert {s: view.price("9.000000", s) for s in ("1", "2", "3")} == {
             s["selectionId"]: s["price"] for s in final["selections"]
         }
-        # ~10 reads a second: conflated, not one frame per update.
+        # ~10 reads a second: conflated, not one frame per update; each a merged delta
+        # (the market's newest state), never a snapshot resync after the first.
         assert 500 <= reads <= 640
+        assert kinds[0] == "snapshot"
+        assert set(kinds[1:]) == {"delta", "heartbeat"}

@@ -258,6 +258,22 @@ async def test_request_response_errors_per_spec(transport: str) -> None:
             ]
 
 
+async def test_request_channel_gets_unknown_route_and_connection_lives(transport: str) -> None:
+    """PROTOCOL.md Errors: an interaction with no route is UNKNOWN_ROUTE (APPLICATION_ERROR)."""
+    async with live_server() as live:
+        await live.publish(definition_change(market_definition("1.1"), s11="2", s12="3", s13="4"))
+        await live.settled()
+        async with SportsbookClient.connect(live.url(transport)) as client:
+            with pytest.raises(SportsbookError) as caught:
+                async with client.channel("betslip.channel", b"{}") as channel:
+                    await channel.next_frame(5)
+            assert (caught.value.code, caught.value.message) == (
+                "UNKNOWN_ROUTE",
+                "no request-channel route 'betslip.channel'",
+            )
+            assert (await client.market("1.1"))["seq"] == 1
+
+
 async def test_market_status_and_in_play_reach_subscribers(transport: str) -> None:
     """Lifecycle changes are deltas too: OPEN → SUSPENDED → OPEN (in play) → CLOSED."""
     definition = market_definition("1.1")

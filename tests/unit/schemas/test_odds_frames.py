@@ -358,16 +358,11 @@ def test_a_real_frame_broken_one_way_is_rejected(frames: dict[str, list[Frame]],
     assert not check.is_valid(frame), case
 
 
-# ---------------------------------------------------------------- known disagreement
+# ---------------------------------------------------------------- resume clk forms
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="OddsHub echoes a resume clk it accepted verbatim (int() reads '0005'), "
-    "so a frame can carry a non-canonical clk; see docs/WIRE.md",
-)
 def test_a_non_canonical_resume_clk_is_not_echoed() -> None:
+    """common.json#/$defs/clk: a resume written "ep.0001" is answered with canonical clks."""
     hub = OddsHub("ep", clock=lambda: 0.0)
     changes = [
         definition_change(market_definition("1.1"), 0, s11="2.5"),
@@ -382,3 +377,20 @@ def test_a_non_canonical_resume_clk_is_not_echoed() -> None:
     clks = [orjson.loads(frame)["clk"] for frame in sink.frames]
     assert len(clks) == 2  # a snapshot of 1.2 (new since), then 1.1's delta
     assert clks == ["ep.1", "ep.3"]
+
+
+@pytest.mark.parametrize("resume", ["ep.\u00b2", "ep.\u0661", "ep.", "other.1", "ep.-1", "1"])
+def test_a_malformed_or_foreign_resume_clk_falls_back_to_snapshots(resume: str) -> None:
+    """PROTOCOL.md resume: "or with fresh snapshots where it cannot" — never an exception."""
+    hub = OddsHub("ep", clock=lambda: 0.0)
+    changes = [
+        definition_change(market_definition("1.1"), 0, s11="2.5"),
+        price_change("1.1", 0, s11="2.6"),
+    ]
+    hub.apply_batch([BusRecord(i, c) for i, c in enumerate(changes)])
+    sink = RecordingSink()
+
+    hub.subscribe(OddsStreamRequest(resume=resume), sink).request(10)
+
+    frames = [orjson.loads(frame) for frame in sink.frames]
+    assert [(f["kind"], f["clk"], f["market"]["seq"]) for f in frames] == [("snapshot", "ep.2", 2)]
