@@ -32,6 +32,9 @@ from streams.replay import replay
 log = logging.getLogger("sportsbook.server")
 
 MAX_WS_MESSAGE = 1024 * 1024
+# Accept queue: asyncio's default (100) overflows when hundreds of clients connect
+# while the loop is busy fanning out; the kernel then drops or resets them.
+LISTEN_BACKLOG = 4096
 
 
 @dataclass
@@ -77,12 +80,18 @@ class SportsbookServer:
         if feed is not None:
             self._tasks.append(asyncio.create_task(feed(self.bus.publish), name="feed"))
         self._tcp = await asyncio.start_server(
-            self._on_tcp, self.config.host, self.config.tcp_port, limit=1024 * 1024
+            self._on_tcp,
+            self.config.host,
+            self.config.tcp_port,
+            limit=1024 * 1024,
+            backlog=LISTEN_BACKLOG,
         )
         self.tcp_port = self._tcp.sockets[0].getsockname()[1]
         self._runner = web.AppRunner(self.http_app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.http_port)
+        site = web.TCPSite(
+            self._runner, self.config.host, self.config.http_port, backlog=LISTEN_BACKLOG
+        )
         await site.start()
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:
