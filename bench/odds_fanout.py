@@ -178,7 +178,8 @@ class Proc:
             return None
 
     def tail(self, lines: int = 8) -> str:
-        self._stderr.flush()
+        if not self._stderr.closed:  # stop() closes it; the file is still there to read
+            self._stderr.flush()
         try:
             text = self.stderr_path.read_text(errors="replace").strip().splitlines()
         except OSError:
@@ -408,7 +409,7 @@ def run_scenario(plan: Plan, sc: Scenario, tmp: Path, results_dir: Path) -> dict
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            out["profile"] = str(profile_path.relative_to(REPO))
+            out["profile"] = str(profile_path)
         time.sleep(max(0.0, (t1 - MONO()) / 1e9))
         cpu1 = server.cpu_seconds()
         ccpu1 = [c.cpu_seconds() for c in clients]
