@@ -32,8 +32,8 @@ from typing import Any
 import aiohttp
 from rsocket.error_codes import ErrorCode
 from rsocket.exceptions import RSocketProtocolError, RSocketTransportError
-from rsocket.frame import Frame, PayloadFrame, SetupFrame
-from rsocket.helpers import cancel_if_task_exists, payload_from_frame
+from rsocket.frame import Frame, PayloadFrame, SetupFrame, serialize_prefix_with_frame_size_header
+from rsocket.helpers import cancel_if_task_exists, payload_from_frame, wrap_transport_exception
 from rsocket.rsocket_server import RSocketServer
 from rsocket.transports.aiohttp_websocket import TransportAioHttpWebsocket
 from rsocket.transports.tcp import TransportTCP
@@ -194,11 +194,23 @@ class GuardedRSocketServer(RSocketServer):
 
 
 class GuardedTcpTransport(TransportTCP):
-    """TCP with a capped write buffer and large reads."""
+    """TCP with a capped write buffer, large reads and one write per frame."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         super().__init__(reader, writer, read_buffer_size=64 * 1024)
         writer.transport.set_write_buffer_limits(high=TRANSPORT_WRITE_HIGH_WATER)
+
+    async def send_frame(self, frame: Frame) -> None:
+        """The same bytes in one ``write`` (rsocket-py makes two or three).
+
+        On a socket with room each ``write`` is a ``send()`` system call: the
+        profile of a 1,000-subscriber fan-out spent a third of its time there.
+        """
+        parts = [serialize_prefix_with_frame_size_header(frame)]
+        frame.write_data_metadata(parts.append)
+        with wrap_transport_exception():
+            self._writer.write(b"".join(parts))
+            await self._writer.drain()
 
 
 class GuardedWebSocketTransport(TransportAioHttpWebsocket):

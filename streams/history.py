@@ -50,3 +50,13 @@ class ChangeHistory:
                 self._seqs[slot],
                 bool(self._resync[slot]),
             )
+
+    def markets_since(self, position: int) -> dict[str, None]:
+        """Each market changed at ``position`` or later, once (needs ``floor <= position``)."""
+        seen: dict[str, None] = {}
+        for i in range(self._next - 1, self._next - 1 - len(self), -1):
+            slot = i % self._capacity
+            if self._positions[slot] < position:
+                break
+            seen[self._market_ids[self._markets[slot]]] = None
+        return seen

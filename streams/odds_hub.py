@@ -162,6 +162,7 @@ class Subscription:
         self.clk = clk
         self.sent: dict[str, int] = {}
         self.armed = False
+        self.parked_at = -1  # hub position when last parked; -1: never armed
         self.pending_snapshots: dict[str, None] = {}
         self.pending_deltas: dict[str, int] = {}
         self.status_pending = False
@@ -317,9 +318,15 @@ class OddsHub:
             if delta.in_play is not None or delta.resync:
                 self._refilter(market)
         self._remember(position, delta)
+        parked: list[int] = []
         for sub in market.armed.values():
-            sub.mark(change.market_id, delta)
-            self._dirty[sub.id] = sub
+            if sub.armed:
+                sub.mark(change.market_id, delta)
+                self._dirty[sub.id] = sub
+            else:
+                parked.append(sub.id)
+        for sub_id in parked:  # lazily parked (see _disarm); _arm puts it back
+            del market.armed[sub_id]
 
     def _remember(self, position: int, delta: MarketDelta) -> None:
         self._history.append(position, delta.market_id, delta.seq, delta.resync)
@@ -405,25 +412,38 @@ class OddsHub:
             market = self._markets.get(market_id)
             if market is not None:
                 market.followers.pop(sub.id, None)
+                market.armed.pop(sub.id, None)
         sub.sent.clear()
 
     def _arm(self, sub: Subscription) -> None:
-        """Make changes reach ``sub`` as they happen, and queue what it missed meanwhile."""
+        """Make changes reach ``sub`` as they happen, and queue what it missed meanwhile.
+
+        Only markets that changed while it was parked can owe it anything (the
+        others still hold it in ``armed``), so when the history reaches back and
+        is shorter than its market list, walk that instead of every market: a
+        subscriber parked for a frame or two by a full socket re-arms in O(changes).
+        """
         sub.armed = True
-        for market_id in sub.sent:
-            market = self._markets[market_id]
-            market.armed[sub.id] = sub
-            sub.due(market_id, market.seq)
+        missed = self.position - sub.parked_at
+        changed: Iterable[str] = sub.sent
+        if 0 <= self._history.floor <= sub.parked_at and missed < len(sub.sent):
+            changed = self._history.markets_since(sub.parked_at)
+        for market_id in changed:
+            if market_id in sub.sent:
+                market = self._markets[market_id]
+                market.armed[sub.id] = sub
+                sub.due(market_id, market.seq)
 
     def _disarm(self, sub: Subscription) -> None:
-        """Park ``sub``: changes stop touching it; ``sent`` remembers where it was."""
+        """Park ``sub``: changes stop touching it; ``sent`` remembers where it was.
+
+        O(1): each market drops it from ``armed`` lazily, at its next change.
+        What was already pending stays pending (bounded by its markets).
+        """
         if not sub.armed:
             return
         sub.armed = False
-        for market_id in sub.sent:
-            self._markets[market_id].armed.pop(sub.id, None)
-        sub.pending_deltas.clear()
-        sub.pending_snapshots.clear()
+        sub.parked_at = self.position
 
     # ---- sending -----------------------------------------------------------
     def _flush_dirty(self) -> None:

@@ -106,3 +106,37 @@ async def test_closing_disposes_streams_once_and_leaves_no_live_session() -> Non
     assert disposed == [1]
     assert server not in LIVE_SESSIONS
     assert server.writable() is False
+
+
+class RecordingWriter:
+    """The slice of ``asyncio.StreamWriter`` a TCP transport writes through."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.transport = self
+
+    def set_write_buffer_limits(self, high: int) -> None:
+        self.high = high
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    async def drain(self) -> None:
+        return None
+
+
+async def test_tcp_frame_is_one_write_of_the_bytes_rsocket_py_would_send() -> None:
+    """GuardedTcpTransport: one ``write`` (one send() syscall) per frame, byte-identical."""
+    from rsocket.frame_builders import to_payload_frame
+    from rsocket.transports.tcp import TransportTCP
+
+    from rsocket_server.transport_guard import TRANSPORT_WRITE_HIGH_WATER, GuardedTcpTransport
+
+    frame = to_payload_frame(7, Payload(b'{"kind":"heartbeat","clk":"e.1"}', b"\x00meta"))
+    plain, guarded = RecordingWriter(), RecordingWriter()
+    await TransportTCP(None, plain).send_frame(frame)  # type: ignore[arg-type]
+    await GuardedTcpTransport(None, guarded).send_frame(frame)  # type: ignore[arg-type]
+    assert len(plain.writes) == 3  # rsocket-py: header, metadata, data
+    assert guarded.writes == [b"".join(plain.writes)]
+    assert guarded.writes[0][:3] == (len(guarded.writes[0]) - 3).to_bytes(3, "big")
+    assert guarded.high == TRANSPORT_WRITE_HIGH_WATER

@@ -124,3 +124,124 @@ def test_a_structure_change_while_behind_still_gets_a_snapshot() -> None:
         ("12", "3.1"),
     ]
     assert market["status"] == MarketStatus.OPEN.value
+
+
+def test_rearm_after_a_short_park_sends_only_the_markets_that_changed() -> None:
+    """Parked by a full socket for a few changes: the next frame merges exactly those markets.
+
+    The re-arm walks the resume history since the park (3 records) instead of all
+    20 markets; a market that changed twice while parked arrives once, at its newest
+    seq (PROTOCOL.md: "a conflated subscriber gets one merged change carrying the
+    latest seq"), and unchanged markets are not mentioned.
+    """
+    markets = [f"1.{i}" for i in range(20)]
+    hub, _ = _hub_with(markets)
+    sink = Sink()
+    sub = hub.subscribe(OddsStreamRequest(market_ids=markets), sink)
+    sub.request(100)
+    assert len(sink.frames) == 20
+    sink.open = False
+    hub.apply_batch([BusRecord(20, price_change("1.3", s11="2.02"))])
+    hub.apply_batch([BusRecord(21, price_change("1.7", s12="3.05"))])
+    hub.apply_batch([BusRecord(22, price_change("1.3", s11="2.06"))])
+    assert len(sink.frames) == 20  # parked: nothing sent
+    sink.open = True
+    sub.writable()
+    assert sink.frames[20:] == [
+        {
+            "kind": "delta",
+            "markets": [
+                {
+                    "marketId": "1.3",
+                    "seq": 3,
+                    "changes": {"selections": [{"selectionId": "11", "price": "2.06"}]},
+                },
+                {
+                    "marketId": "1.7",
+                    "seq": 2,
+                    "changes": {"selections": [{"selectionId": "12", "price": "3.05"}]},
+                },
+            ],
+            "clk": "ep.23",
+        }
+    ]
+    # armed again: the next change reaches it at once, and only once
+    hub.apply_batch([BusRecord(23, price_change("1.7", s12="3.1"))])
+    assert [(f["kind"], f["clk"]) for f in sink.frames[21:]] == [("delta", "ep.24")]
+
+
+def test_what_was_pending_when_parked_is_still_sent_after_the_park() -> None:
+    """Demand runs out mid-way: the markets already pending are not lost by the park."""
+    markets = ["1.1", "1.2"]
+    hub, _ = _hub_with(markets)
+    sink = Sink()
+    sub = hub.subscribe(OddsStreamRequest(market_ids=markets), sink)
+    sub.request(1)  # one snapshot; the other stays pending while demand is 0
+    assert [f["market"]["marketId"] for f in sink.frames] == ["1.1"]  # type: ignore[index]
+    hub.apply_batch([BusRecord(2, price_change("1.1", s11="2.02"))])
+    sub.request(5)
+    assert [f["kind"] for f in sink.frames[1:]] == ["snapshot", "delta"]
+    assert sink.frames[1]["market"]["marketId"] == "1.2"  # type: ignore[index]
+    assert sink.frames[2]["markets"] == [  # type: ignore[comparison-overlap]
+        {
+            "marketId": "1.1",
+            "seq": 2,
+            "changes": {"selections": [{"selectionId": "11", "price": "2.02"}]},
+        }
+    ]
+
+
+def test_a_park_longer_than_the_history_falls_back_to_every_market() -> None:
+    """History of 2 records, 3 changes while parked: the re-arm compares every market's seq.
+
+    1.4 was already pending when the full socket parked it, so it comes first.
+    """
+    markets = [f"1.{i}" for i in range(5)]
+    hub = OddsHub("ep", clock=lambda: 0.0, market_log_size=LOG_SIZE, history_size=2)
+    hub.apply_batch(
+        [
+            BusRecord(i, definition_change(market_definition(m), s11="2", s12="3", s13="4"))
+            for i, m in enumerate(markets)
+        ]
+    )
+    sink = Sink()
+    sub = hub.subscribe(OddsStreamRequest(market_ids=markets), sink)
+    sub.request(10)
+    sink.open = False
+    hub.apply_batch([BusRecord(5, price_change("1.4", s11="2.5"))])  # parks it at position 6
+    hub.apply_batch([BusRecord(6, price_change("1.0", s12="3.5"))])
+    hub.apply_batch([BusRecord(7, price_change("1.4", s11="2.52"))])
+    sink.open = True
+    sub.writable()
+    assert sink.frames[5:] == [
+        {
+            "kind": "delta",
+            "markets": [
+                {
+                    "marketId": "1.4",
+                    "seq": 3,
+                    "changes": {"selections": [{"selectionId": "11", "price": "2.52"}]},
+                },
+                {
+                    "marketId": "1.0",
+                    "seq": 2,
+                    "changes": {"selections": [{"selectionId": "12", "price": "3.5"}]},
+                },
+            ],
+            "clk": "ep.8",
+        }
+    ]
+
+
+def test_an_unsubscribed_parked_subscriber_is_dropped_from_every_market() -> None:
+    markets = ["1.1", "1.2"]
+    hub, _ = _hub_with(markets)
+    sink = Sink()
+    sub = hub.subscribe(OddsStreamRequest(market_ids=markets), sink)
+    sub.request(10)
+    sink.open = False
+    sub.request(1)  # parks it (lazily still listed in each market's armed set)
+    sub.cancel()
+    hub.apply_batch([BusRecord(2, price_change("1.1", s11="2.02"))])
+    assert (hub.subscription_count, len(sink.frames)) == (0, 2)
+    assert all(not m.armed and not m.followers for m in hub._markets.values())
