@@ -812,7 +812,8 @@ def build_plan(args: argparse.Namespace) -> Plan:
     from clients.shared_data import demo_recordings  # noqa: PLC0415
 
     demo = demo_recordings()
-    files = demo if args.recordings == "demo" else [p for p in demo if p.name in FAST_SUBSET]
+    subset = {"fast": FAST_SUBSET, "deltas": FAST_SUBSET[1:]}.get(args.recordings)
+    files = demo if subset is None else [p for p in demo if p.name in subset]
     quick = args.quick
     subs = args.subscribers or ([1, 100] if quick else [1, 100, 1000])
     loops = args.loops or (["uvloop"] if quick else ["uvloop", "asyncio"])
@@ -848,7 +849,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--streams-per-connection", type=int, default=1)
     p.add_argument("--client-processes", type=int, default=2)
     p.add_argument("--latency-streams", type=int, default=50, help="subscribers sampled")
-    p.add_argument("--recordings", choices=("fast", "demo"), default="fast")
+    p.add_argument(
+        "--recordings",
+        choices=("fast", "demo", "deltas"),
+        default="fast",
+        help="deltas: the fast subset less the 200-market football capture, whose "
+        "opening image re-snapshots 200 markets on every pass of the loop",
+    )
     p.add_argument("--baseline-batch", type=int, default=64, help="baseline changes per yield")
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument(
