@@ -7,8 +7,30 @@ import sys
 import time
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+class ClientHttpErrors(logging.Filter):
+    """aiohttp logs a malformed request (say, RSocket TCP bytes sent to the HTTP
+    port) at ERROR with a traceback. It is the client's mistake, answered 400:
+    one INFO line without the traceback, and nothing at the default level."""
+
+    def __init__(self, keep: bool) -> None:
+        super().__init__()
+        self.keep = keep
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True
+        if not self.keep:
+            return False
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args, record.exc_info = "bad HTTP request", None, None
+        record.status, record.reason = error.code, error.message.strip().splitlines()[0]
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,3 +58,5 @@ def configure(level: str = "warning") -> None:
     # tracebacks; the server reports those itself, so keep the library at CRITICAL
     # unless debugging.
     logging.getLogger("pyrsocket").setLevel(logging.DEBUG if level == "debug" else logging.CRITICAL)
+    aiohttp_server = logging.getLogger("aiohttp.server")
+    aiohttp_server.filters[:] = [ClientHttpErrors(keep=root.level <= logging.INFO)]
