@@ -321,9 +321,14 @@ async def replay(
     ``speed=N`` is real time × N with quiet gaps capped at ``start_gap_cap_s``.
     Cancel the task (or raise from the sink) to stop a looping replay.
     ``concurrent=True`` (the demo) starts every recording at once and shortens
-    each recording's own quiet gaps, instead of one calendar timeline.
+    each recording's own quiet gaps, instead of one calendar timeline; looped,
+    each recording restarts as soon as it ends (one task each, no progress bar),
+    so a 10-second greyhound race does not wait an hour for the longest file.
     """
     files = _paths(paths)
+    if concurrent and loop and len(files) > 1:
+        await _loop_each(files, sink, speed, start_gap_cap_s, margin)
+        return 0  # not reached: the loops end only by cancellation or an error
     total = await asyncio.to_thread(_total_lines, files) if progress else 0
     gap_cap_ms = None
     if concurrent:
@@ -335,3 +340,23 @@ async def replay(
     while loop:
         delivered += await replayer.run_pass(_Relister(active=True))
     return delivered
+
+
+async def _loop_each(
+    files: Sequence[Path], sink: Sink, speed: float | None, gap_cap_s: float, margin: Decimal
+) -> None:
+    """One looping replay per recording into the shared sink; the first failure stops all."""
+    async with asyncio.TaskGroup() as group:
+        for path in files:
+            group.create_task(
+                replay(
+                    [path],
+                    sink,
+                    speed=speed,
+                    loop=True,
+                    start_gap_cap_s=gap_cap_s,
+                    margin=margin,
+                    concurrent=True,
+                ),
+                name=f"replay {path.name}",
+            )

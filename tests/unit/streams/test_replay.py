@@ -214,3 +214,32 @@ def test_feed_status_items_take_their_place_in_the_timeline(tmp_path: Path) -> N
         FeedStatus(1498137379766, healthy=False, reason="LATENCY"),
         FeedStatus(1498137384766, healthy=True),
     ]
+
+
+class Enough(Exception):
+    pass
+
+
+async def test_concurrent_demo_loops_each_recording_as_soon_as_it_ends() -> None:
+    """The demo (concurrent + loop): a short race restarts without waiting for the longest file.
+
+    1,500 items flat out: fewer than the football capture's one pass (1,766 changes),
+    yet the greyhound race has been relisted (new passes) several times.
+    """
+    items: list[FeedItem] = []
+
+    async def sink(item: FeedItem) -> None:
+        items.append(item)
+        if len(items) >= 1500:
+            raise Enough
+
+    with pytest.raises(ExceptionGroup) as raised:
+        await replay(paths(WIN, FOOTBALL), sink, speed=None, loop=True, concurrent=True)
+    assert {type(e) for e in raised.value.exceptions} == {Enough}
+    relists = [i.market_id for i in items if isinstance(i, MarketChange) and i.relist]
+    win_passes = 1 + relists.count("1.197931750")
+    assert win_passes >= 3
+    assert set(relists) == {"1.197931750"}  # the football capture is still on its first pass
+    one_pass = [i for i in iter_changes(paths(WIN)) if isinstance(i, MarketChange)]
+    win_items = [i for i in items if isinstance(i, MarketChange) and i.market_id == "1.197931750"]
+    assert win_items[: len(one_pass)] == one_pass
