@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,7 @@ class SportsbookServer:
         self._runner: web.AppRunner | None = None
         self.tcp_port = config.tcp_port
         self.http_port = config.http_port
+        self.feed_error: str | None = None
 
     # ---- lifecycle ---------------------------------------------------------
     async def start(self, feed: FeedRunner | None = None) -> None:
@@ -78,7 +80,9 @@ class SportsbookServer:
         if feed is None and self.config.replay_files:
             feed = self._replay_feed
         if feed is not None:
-            self._tasks.append(asyncio.create_task(feed(self.bus.publish), name="feed"))
+            task = asyncio.create_task(feed(self.bus.publish), name="feed")
+            task.add_done_callback(self._feed_ended)
+            self._tasks.append(task)
         self._tcp = await asyncio.start_server(
             self._on_tcp,
             self.config.host,
@@ -97,6 +101,16 @@ class SportsbookServer:
         if server is not None and server.sockets:
             self.http_port = server.sockets[0].getsockname()[1]
         log.info("listening", extra={"tcp": self.tcp_port, "http": self.http_port})
+
+    def _feed_ended(self, task: asyncio.Task[Any]) -> None:
+        """A feed that dies must not look healthy: log it, and tell every subscriber."""
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        self.feed_error = f"{type(error).__name__}: {error}"
+        log.error("feed stopped", exc_info=error, extra={"reason": self.feed_error})
+        status = FeedStatus(int(time.time() * 1000), healthy=False, reason="feed stopped")
+        self._tasks.append(asyncio.create_task(self.bus.publish(status), name="feed-status"))
 
     async def _replay_feed(
         self, sink: Callable[[MarketChange | FeedStatus], Awaitable[None]]
@@ -167,8 +181,9 @@ class SportsbookServer:
     async def _health(self, _request: web.Request) -> web.Response:
         return web.json_response(
             {
-                "status": "ok",
-                "feedHealthy": self.hub.feed_healthy,
+                "status": "ok" if self.feed_error is None else "degraded",
+                "feedHealthy": self.hub.feed_healthy and self.feed_error is None,
+                "feedError": self.feed_error,
                 "markets": sum(1 for _ in self.hub.books()),
                 "subscriptions": self.hub.subscription_count,
                 "sessions": len(LIVE_SESSIONS),

@@ -14,6 +14,9 @@ server never enforced the keepalive lifetime. This module changes that:
 * **Keepalive lifetime** is enforced: SETUP whose keepalive interval is not
   shorter than the effective lifetime is rejected (case B20); a connection with
   no KEEPALIVE for a lifetime is closed and its streams disposed (case B23).
+* **SETUP first**: nothing else is handled before a SETUP is accepted (a request
+  pipelined behind a refused SETUP is not served), and a connection that sends
+  no SETUP within 10 s (or the max lifetime, if shorter) is closed.
 * **Sessions end with their socket**: the WebSocket transport signals the end
   of the socket, and closing disposes every stream exactly once.
 """
@@ -44,6 +47,7 @@ log = logging.getLogger("sportsbook.transport")
 HIGH_WATER_FRAMES = 2
 TRANSPORT_WRITE_HIGH_WATER = 64 * 1024
 DEFAULT_MAX_LIFETIME_S = 30.0
+SETUP_TIMEOUT_S = 10.0  # a connection that never sends SETUP holds a socket for nothing
 
 # Every live server session, for leak checks (case B23) and /health.
 LIVE_SESSIONS: weakref.WeakSet[GuardedRSocketServer] = weakref.WeakSet()
@@ -69,7 +73,11 @@ class GuardedRSocketServer(RSocketServer):
         self._closing_task: asyncio.Task[None] | None = None
         self._sender_task: asyncio.Task[None] | None = None
         self._receiver_task: asyncio.Task[None] | None = None
+        self._setup_state = "awaiting"  # → "accepted" | "refused"
         super().__init__(transport, **kwargs)
+        self._setup_timer = asyncio.get_running_loop().call_later(
+            min(SETUP_TIMEOUT_S, max_lifetime_s), self._setup_timed_out
+        )
         LIVE_SESSIONS.add(self)
 
     # ---- write-aware send path -------------------------------------------
@@ -115,8 +123,29 @@ class GuardedRSocketServer(RSocketServer):
             queue.extend(keep)
         return dropped
 
+    # ---- SETUP first, and only once accepted ------------------------------
+    async def _handle_next_frame(self, frame: Frame, handlers: Any) -> None:
+        """Nothing but SETUP is handled before a SETUP was accepted.
+
+        A client may pipeline a request right behind its SETUP; when that SETUP is
+        refused (an unknown token) the request must not be served as anonymous
+        in the 50 ms before the connection closes.
+        """
+        if self._setup_state == "accepted" or (
+            self._setup_state == "awaiting" and isinstance(frame, SetupFrame)
+        ):
+            await super()._handle_next_frame(frame, handlers)
+
+    def _setup_timed_out(self) -> None:
+        if self._setup_state == "awaiting" and not self._is_closing:
+            log.info("no SETUP in time", extra={"timeout_s": SETUP_TIMEOUT_S})
+            self._setup_state = "refused"
+            self._close_soon()
+
     # ---- keepalive lifetime (cases B20, B23) ------------------------------
     async def handle_setup(self, frame: SetupFrame) -> None:
+        self._setup_timer.cancel()
+        self._setup_state = "refused"  # until the checks below pass
         lifetime_ms = min(frame.max_lifetime_milliseconds, int(self._server_max_lifetime_s * 1000))
         if frame.keep_alive_milliseconds >= lifetime_ms:
             self._close_soon()
@@ -128,6 +157,7 @@ class GuardedRSocketServer(RSocketServer):
                 ),
             )
         await self._setup_handler(frame)
+        self._setup_state = "accepted"
         self._last_keepalive = time.monotonic()
         self._watchdog = asyncio.create_task(self._keepalive_watchdog(lifetime_ms / 1000))
 
@@ -178,6 +208,7 @@ class GuardedRSocketServer(RSocketServer):
             return
         self._closed.set()
         self._is_closing = True
+        self._setup_timer.cancel()
         self._writable_listeners.clear()
         self.stop_all_streams()
         await self._handler.on_close(self)

@@ -140,3 +140,53 @@ async def test_tcp_frame_is_one_write_of_the_bytes_rsocket_py_would_send() -> No
     assert guarded.writes == [b"".join(plain.writes)]
     assert guarded.writes[0][:3] == (len(guarded.writes[0]) - 3).to_bytes(3, "big")
     assert guarded.high == TRANSPORT_WRITE_HIGH_WATER
+
+
+async def _frames_until_closed(reader: asyncio.StreamReader) -> list[Frame]:
+    from tests.testkit.raw_rsocket import TcpFrameReader
+
+    frames = TcpFrameReader()
+    received: list[Frame] = []
+    async with asyncio.timeout(15):
+        while data := await reader.read(65536):
+            received.extend(await frames.feed(data))
+    return received
+
+
+async def test_a_request_pipelined_behind_a_refused_setup_is_not_served() -> None:
+    """SETUP with an unknown token + catalog.events in one write: one REJECTED_SETUP, no data."""
+    from rsocket.error_codes import ErrorCode
+    from rsocket.frame import ErrorFrame
+    from rsocket.frame_builders import to_request_response_frame
+
+    from clients.client import route_metadata
+    from tests.testkit import raw_rsocket as raw
+    from tests.testkit.live_server import live_server
+
+    async with live_server(tokens={"good": "A-1"}) as live:
+        reader, writer = await asyncio.open_connection("127.0.0.1", live.server.tcp_port)
+        request = to_request_response_frame(1, Payload(b"{}", route_metadata("catalog.events")))
+        writer.write(raw.tcp_bytes(raw.setup(token="bogus")) + raw.tcp_bytes(request))
+        received = await _frames_until_closed(reader)
+        writer.close()
+    assert [(type(f), f.stream_id) for f in received] == [(ErrorFrame, 0)]
+    assert received[0].error_code == ErrorCode.REJECTED_SETUP
+
+
+async def test_a_connection_that_never_sends_setup_is_closed() -> None:
+    """No SETUP within min(10 s, max lifetime): the server closes it and forgets the session."""
+    import time
+
+    from tests.testkit.live_server import live_server
+
+    async with live_server(max_lifetime_s=2.0) as live:
+        reader, writer = await asyncio.open_connection("127.0.0.1", live.server.tcp_port)
+        await asyncio.sleep(0.2)
+        assert len(LIVE_SESSIONS) == 1
+        started = time.monotonic()
+        assert await _frames_until_closed(reader) == []
+        waited = time.monotonic() - started
+        writer.close()
+        await asyncio.sleep(0.1)
+        assert 1.5 <= waited <= 3.5
+        assert len(LIVE_SESSIONS) == 0
