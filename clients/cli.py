@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
+import math
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,19 +18,146 @@ from typing import Any
 import orjson
 
 from clients.book_view import BookView
-from clients.client import DEFAULT_URL, SportsbookClient, SportsbookError
+from clients.client import (
+    DEFAULT_URL,
+    ConnectFailed,
+    SportsbookClient,
+    SportsbookError,
+    check_url,
+)
 from clients.odds_table import render_market
 from clients.shared_data import demo_recordings
 from rsocket_server import logs
-from rsocket_server.app import ServerConfig, SportsbookServer
+from rsocket_server.app import FeedRunner, ServerConfig, SportsbookServer
+from sportsbook_core.odds_formats import OddsFormat
 from streams.simulator import SimulatorConfig, simulate
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+ODDS_FORMATS = tuple(f.value for f in OddsFormat)
+# 128 + SIGPIPE: what a shell reports for a writer whose reader went away.
+EXIT_BROKEN_PIPE = 141
+
+
+class CliError(Exception):
+    """A failure the CLI reports as one ``error: …`` line with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _StdoutClosed(Exception):
+    """Whoever reads our stdout went away (``sportsbook events | head -3``)."""
+
+
+def _out(text: str, *, flush: bool = True) -> None:
+    """One line on stdout, flushed unless told (a live view must not sit in a pipe buffer)."""
+    try:
+        print(text, flush=flush)
+    except BrokenPipeError:
+        raise _StdoutClosed from None
+
+
+# ---- argument types: a bad value is argparse's usage error (exit 2) ----------------
+def _url(text: str) -> str:
+    try:
+        return check_url(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().lower()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice {text!r} (choose from {', '.join(LOG_LEVELS)})"
+        )
+    return level
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: use 0..65535") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range 0..65535")
+    return port
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number greater than 0, not {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
+    return value
+
+
+def _simulation(text: str) -> SimulatorConfig:
+    usage = f"expected MARKETS:RATE[:SECONDS] such as 3:1000 or 1:10000:60, not {text!r}"
+    try:
+        config = SimulatorConfig.parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(usage) from None
+    duration_ok = config.duration_s is None or (
+        math.isfinite(config.duration_s) and config.duration_s > 0
+    )
+    if config.markets < 1 or not (math.isfinite(config.rate) and config.rate > 0):
+        raise argparse.ArgumentTypeError(f"{usage} (MARKETS ≥ 1, RATE > 0)")
+    if not duration_ok:
+        raise argparse.ArgumentTypeError(f"{usage} (SECONDS > 0)")
+    return config
+
+
+def _recording(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"not a file: {text!r}")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"cannot read {text!r}: permission denied")
+    return path
+
+
+def _log_level_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--log-level",
+        type=_log_level,
+        choices=LOG_LEVELS,
+        default=default,
+        help="log level of the JSON logs on stderr (default warning, or $SPORTSBOOK_LOG)",
+    )
+
+
+def _format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        dest="odds_format",
+        choices=ODDS_FORMATS,
+        metavar="FORMAT",
+        help=f"display prices as one of: {', '.join(ODDS_FORMATS)} (default: decimal only)",
+    )
 
 
 def _common_client(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
+        type=_url,
         default=os.environ.get("SPORTSBOOK_URL", DEFAULT_URL),
-        help="tcp://host:port or ws://host:port/rsocket (default %(default)s)",
+        help="tcp://HOST:PORT or ws://HOST:PORT/rsocket (default %(default)s, or $SPORTSBOOK_URL)",
     )
     parser.add_argument(
         "--token",
@@ -38,35 +168,39 @@ def _common_client(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sportsbook", description=__doc__)
-    parser.add_argument("--log-level", default=os.environ.get("SPORTSBOOK_LOG", "warning"))
+    _log_level_option(parser, os.environ.get("SPORTSBOOK_LOG", "warning"))
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run a server on replayed real recordings")
     serve.add_argument(
         "--replay",
         nargs="*",
-        type=Path,
+        type=_recording,
         metavar="FILE",
         help="Betfair stream recordings (default: the bundled demo set)",
     )
     serve.add_argument(
-        "--speed", type=float, default=30.0, help="replay at real time × N (default %(default)s)"
+        "--speed",
+        type=_positive_float,
+        default=30.0,
+        help="replay at real time × N, N > 0 (default %(default)s)",
     )
     serve.add_argument("--flat-out", action="store_true", help="replay as fast as possible")
     serve.add_argument(
         "--simulate",
+        type=_simulation,
         metavar="MARKETS:RATE[:SECONDS]",
         help="feed from the price simulator instead of recordings",
     )
     serve.add_argument("--once", action="store_true", help="replay once instead of looping")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--tcp-port", type=int, default=7878)
-    serve.add_argument("--http-port", type=int, default=8080)
+    serve.add_argument("--tcp-port", type=_port, default=7878, help="0..65535, 0: any free port")
+    serve.add_argument("--http-port", type=_port, default=8080, help="0..65535, 0: any free port")
     serve.add_argument(
         "--max-lifetime",
-        type=float,
+        type=_positive_float,
         default=30.0,
-        help="seconds without KEEPALIVE before a connection is closed",
+        help="seconds (> 0) without KEEPALIVE before a connection is closed",
     )
     serve.add_argument("--web-root", type=Path, default=None)
     serve.add_argument("--no-uvloop", action="store_true")
@@ -80,14 +214,28 @@ def build_parser() -> argparse.ArgumentParser:
     market = commands.add_parser("market", help="print one market's snapshot as JSON")
     _common_client(market)
     market.add_argument("market_id")
-    market.add_argument("--format", dest="odds_format")
+    _format_option(market)
 
     odds = commands.add_parser("odds", help="a live table of one market's prices")
     _common_client(odds)
     odds.add_argument("--market", required=True, dest="market_id")
-    odds.add_argument("--format", dest="odds_format", default=None)
-    odds.add_argument("--frames", type=int, default=0, help="stop after N frames (0: never)")
-    odds.add_argument("--window", type=int, default=8, help="request-n window")
+    _format_option(odds)
+    odds.add_argument(
+        "--frames",
+        type=_positive_int,
+        default=None,
+        help="stop after N ≥ 1 frames (default: never)",
+    )
+    odds.add_argument(
+        "--window",
+        type=_positive_int,
+        default=8,
+        help="request-n window, ≥ 1 (default %(default)s)",
+    )
+    # Also after the command (`sportsbook serve --log-level info`, `make run ARGS=…`);
+    # SUPPRESS: when absent there, the value given before the command stands.
+    for command in (serve, events, market, odds):
+        _log_level_option(command, argparse.SUPPRESS)
     return parser
 
 
@@ -98,15 +246,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve" and not args.no_uvloop:
             _install_uvloop()
-        return asyncio.run(runner[args.command](args))
-    except SportsbookError as error:
-        print(f"error: {error.code}: {error.message}", file=sys.stderr)
-        return 2
-    except (ConnectionError, OSError) as error:
-        print(f"error: cannot reach the server: {error}", file=sys.stderr)
-        return 3
+        code = asyncio.run(runner[args.command](args))
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise _StdoutClosed from None
+        return code
+    except _StdoutClosed:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except (SportsbookError, CliError, OSError) as error:
+        message, code = _failure(error)
+        print(f"error: {message}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         return 130
+
+
+def _failure(error: Exception) -> tuple[str, int]:
+    """The one-line message and exit code for a failure: 2 the server refused the
+    request, 3 no connection (or no listening socket), CliError its own."""
+    if isinstance(error, SportsbookError):
+        return f"{error.code}: {error.message}", 2
+    if isinstance(error, CliError):
+        return str(error), error.exit_code
+    if isinstance(error, ConnectFailed):
+        return str(error), 3
+    return f"cannot reach the server: {error}", 3
+
+
+def _silence_stdout() -> None:
+    """The reader of our stdout is gone: point stdout at /dev/null so that the
+    interpreter's last flush cannot fail again (Python's documented recipe)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _install_uvloop() -> None:
@@ -117,7 +291,10 @@ def _install_uvloop() -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    files = [] if args.simulate else (list(args.replay) if args.replay else demo_recordings())
+    try:
+        files = [] if args.simulate else (list(args.replay) if args.replay else demo_recordings())
+    except FileNotFoundError as error:
+        raise CliError(str(error), 1) from None
     config = ServerConfig(
         host=args.host,
         tcp_port=args.tcp_port,
@@ -130,28 +307,24 @@ async def _serve(args: argparse.Namespace) -> int:
         web_root=args.web_root,
     )
     server = SportsbookServer(config)
-    if args.simulate:
-        simulator = SimulatorConfig.parse(args.simulate)
-        await server.start(lambda sink: simulate(simulator, sink))
-        print(
-            f"sportsbook: simulating {simulator.markets} markets at {simulator.rate:g} changes/s",
-            flush=True,
-        )
+    simulator: SimulatorConfig | None = args.simulate
+    await _start(server, None if simulator is None else _simulated_feed(simulator))
+    if simulator is not None:
+        _out(f"sportsbook: simulating {simulator.markets} markets at {simulator.rate:g} changes/s")
     else:
-        await server.start()
-        print(
+        _out(
             f"sportsbook: replaying {len(files)} real recordings at "
-            f"{'flat out' if config.speed is None else f'{config.speed:g}x'}",
-            flush=True,
+            f"{'flat out' if config.speed is None else f'{config.speed:g}x'}"
         )
     host = args.host
-    print(f"  browser:   http://{host}:{server.http_port}/", flush=True)
-    print(f"  WebSocket: ws://{host}:{server.http_port}/rsocket", flush=True)
-    print(f"  TCP:       tcp://{host}:{server.tcp_port}", flush=True)
-    print(
-        "  try:       .venv/bin/sportsbook events   then   "
-        ".venv/bin/sportsbook odds --market <marketId>",
-        flush=True,
+    tcp_url = f"tcp://{host}:{server.tcp_port}"
+    url = "" if tcp_url == DEFAULT_URL else f" --url {tcp_url}"
+    _out(f"  browser:   http://{host}:{server.http_port}/")
+    _out(f"  WebSocket: ws://{host}:{server.http_port}/rsocket")
+    _out(f"  TCP:       {tcp_url}")
+    _out(
+        f"  try:       .venv/bin/sportsbook events{url}   then   "
+        f".venv/bin/sportsbook odds --market <marketId>{url}"
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -162,24 +335,50 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulated_feed(simulator: SimulatorConfig) -> FeedRunner:
+    return lambda sink: simulate(simulator, sink)
+
+
+async def _start(server: SportsbookServer, feed: FeedRunner | None) -> None:
+    """``server.start``; a port that cannot be bound is a CliError naming it."""
+    try:
+        await server.start(feed)
+    except OSError as error:
+        # start() binds TCP first, then HTTP: whichever failed is the one not open.
+        tcp_open = getattr(server, "_tcp", None) is not None
+        port = server.config.http_port if tcp_open else server.config.tcp_port
+        await server.stop()
+        raise CliError(f"cannot listen on {server.config.host}:{port}: {_why(error)}", 3) from None
+
+
+def _why(error: OSError) -> str:
+    if isinstance(error, socket.gaierror):
+        return f"unknown host ({error.strerror})"
+    if error.errno == errno.EADDRINUSE:
+        return "address already in use (is another server running?)"
+    if error.errno is not None and error.errno in errno.errorcode:
+        return os.strerror(error.errno).lower()
+    return str(error)
+
+
 async def _events(args: argparse.Namespace) -> int:
     async with SportsbookClient.connect(args.url, args.token) as client:
         events = await client.events(sport=args.sport)
     if args.json:
-        print(orjson.dumps(events, option=orjson.OPT_INDENT_2).decode())
+        _out(orjson.dumps(events, option=orjson.OPT_INDENT_2).decode())
         return 0
     for event in events:
         flag = " IN-PLAY" if event["inPlay"] else ""
-        print(f"{event['startTime']}  {event['sport']:<16} {event['name']}{flag}")
+        _out(f"{event['startTime']}  {event['sport']:<16} {event['name']}{flag}", flush=False)
         for m in event["markets"]:
-            print(f"    {m['marketId']:<14} {m['status']:<9} {m['name']}")
+            _out(f"    {m['marketId']:<14} {m['status']:<9} {m['name']}", flush=False)
     return 0
 
 
 async def _market(args: argparse.Namespace) -> int:
     async with SportsbookClient.connect(args.url, args.token) as client:
         snapshot = await client.market(args.market_id, args.odds_format)
-    print(orjson.dumps(snapshot, option=orjson.OPT_INDENT_2).decode())
+    _out(orjson.dumps(snapshot, option=orjson.OPT_INDENT_2).decode())
     return 0
 
 
@@ -188,6 +387,9 @@ async def _odds(args: argparse.Namespace) -> int:
     view = BookView()
     frames = 0
     async with SportsbookClient.connect(args.url, args.token) as client:
+        # An unknown market is NOT_FOUND now, as for `sportsbook market`; the
+        # stream would only send heartbeats for it, forever.
+        await client.market(args.market_id)
         stream = client.odds_stream(
             market_ids=[args.market_id], odds_format=args.odds_format, window=args.window
         )
@@ -205,13 +407,12 @@ def _show(view: BookView, frame: dict[str, Any], market_id: str, tty: bool) -> N
     market = view.markets.get(market_id)
     if market is None:
         if frame.get("kind") == "heartbeat":
-            print(f"waiting for market {market_id} … (clk {frame['clk']})", flush=True)
+            _out(f"waiting for market {market_id} … (clk {frame['clk']})")
         return
     if tty:
-        sys.stdout.write("\x1b[H\x1b[2J" + render_market(market, view.feed_healthy, color=True))
-        sys.stdout.flush()
+        _out("\x1b[H\x1b[2J" + render_market(market, view.feed_healthy, color=True).rstrip("\n"))
     elif changed or frame.get("kind") == "snapshot":
-        print(render_market(market, view.feed_healthy, color=False), flush=True)
+        _out(render_market(market, view.feed_healthy, color=False))
 
 
 if __name__ == "__main__":

@@ -15,14 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+import errno
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
+import aiohttp
 import orjson
 from reactivestreams.subscriber import Subscriber
 from reactivestreams.subscription import Subscription
+from rsocket.error_codes import ErrorCode
+from rsocket.exceptions import RSocketProtocolError
 from rsocket.extensions.authentication import AuthenticationBearer
 from rsocket.extensions.authentication_content import AuthenticationContent
 from rsocket.extensions.composite_metadata import CompositeMetadata
@@ -35,6 +42,49 @@ from rsocket.transports.aiohttp_websocket import TransportAioHttpClient
 from rsocket.transports.tcp import TransportTCP
 
 DEFAULT_URL = "tcp://127.0.0.1:7878"
+DEFAULT_TCP_PORT = 7878
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+URL_SCHEMES = ("tcp", "ws", "wss", "http", "https")
+URL_HINT = "use tcp://HOST:PORT or ws://HOST:PORT/rsocket"
+
+
+def check_url(url: str) -> str:
+    """``url`` if the client can connect to it, else ValueError saying why."""
+    parsed = urlparse(url)
+    if parsed.scheme not in URL_SCHEMES:
+        raise ValueError(f"unsupported URL {url!r}: {URL_HINT}")
+    if not parsed.hostname:
+        raise ValueError(f"no host in URL {url!r}: {URL_HINT}")
+    try:
+        parsed.port  # noqa: B018 - urllib checks the port only when it is read
+    except ValueError:
+        raise ValueError(f"invalid port in URL {url!r}: {URL_HINT}") from None
+    return url
+
+
+class ConnectFailed(ConnectionError):
+    """No RSocket connection: the transport could not be opened, or the server
+    dropped it. ``str()`` is the whole one-line explanation."""
+
+
+class _QuietLateFrames(logging.Filter):
+    """rsocket-py warns "Dropping frame from unknown stream N" for every frame
+    already in flight when a stream is cancelled: expected, not an error. Let
+    it through only when the ``pyrsocket`` logger is at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "Dropping frame from unknown stream" not in str(record.msg):
+            return True
+        return logging.getLogger("pyrsocket").isEnabledFor(logging.DEBUG)
+
+
+def _quiet_late_frames() -> None:
+    rsocket_log = logging.getLogger("pyrsocket")
+    if not any(isinstance(f, _QuietLateFrames) for f in rsocket_log.filters):
+        rsocket_log.addFilter(_QuietLateFrames())
+
+
+_quiet_late_frames()
 
 
 class SportsbookError(Exception):
@@ -70,8 +120,10 @@ def _encode(body: dict[str, Any]) -> bytes:
 
 
 class SportsbookClient:
-    def __init__(self, rsocket: RSocketClient) -> None:
+    def __init__(self, rsocket: RSocketClient, url: str = DEFAULT_URL) -> None:
         self._rsocket = rsocket
+        self._url = url
+        self._answered = False
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -81,18 +133,37 @@ class SportsbookClient:
         token: str | None = None,
         keepalive: timedelta = timedelta(seconds=5),
         lifetime: timedelta = timedelta(seconds=25),
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
     ) -> AsyncIterator[SportsbookClient]:
-        transport = await _transport_for(url)
-        client = RSocketClient(
-            single_transport_provider(transport),
-            data_encoding=WellKnownMimeTypes.APPLICATION_JSON,
-            metadata_encoding=WellKnownMimeTypes.MESSAGE_RSOCKET_COMPOSITE_METADATA,
-            setup_payload=Payload(None, setup_metadata(token)),
-            keep_alive_period=keepalive,
-            max_lifetime_period=lifetime,
-        )
-        async with client as rsocket:
-            yield cls(rsocket)
+        """Raises ConnectFailed when the server cannot be reached within
+        ``connect_timeout`` seconds (refused, unknown host, HTTP error on the
+        WebSocket upgrade, no answer)."""
+        async with contextlib.AsyncExitStack() as cleanup:
+            transport = await _transport_for(check_url(url), connect_timeout, cleanup)
+            client = RSocketClient(
+                single_transport_provider(transport),
+                data_encoding=WellKnownMimeTypes.APPLICATION_JSON,
+                metadata_encoding=WellKnownMimeTypes.MESSAGE_RSOCKET_COMPOSITE_METADATA,
+                setup_payload=Payload(None, setup_metadata(token)),
+                keep_alive_period=keepalive,
+                max_lifetime_period=lifetime,
+            )
+            async with client as rsocket:
+                yield cls(rsocket, url)
+
+    def _error(self, exc: BaseException) -> Exception:
+        """The exception to raise for a failed request or stream."""
+        if isinstance(exc, RSocketProtocolError) and exc.error_code == ErrorCode.CONNECTION_ERROR:
+            # rsocket-py fails every open request with an empty CONNECTION_ERROR
+            # when the connection drops: no answer from the server at all.
+            if self._answered:
+                return ConnectFailed("the server closed the connection")
+            hint = " (is this the RSocket TCP port?)" if self._url.startswith("tcp:") else ""
+            return ConnectFailed(f"the server closed the connection during setup{hint}")
+        return SportsbookError.from_exception(exc)
+
+    def _got_answer(self) -> None:
+        self._answered = True
 
     async def request(self, route: str, body: dict[str, Any] | None = None) -> Any:
         """A request-response on ``route``; the JSON answer or a SportsbookError."""
@@ -100,7 +171,8 @@ class SportsbookClient:
         try:
             answer = await self._rsocket.request_response(payload)
         except Exception as exc:
-            raise SportsbookError.from_exception(exc) from None
+            raise self._error(exc) from None
+        self._answered = True
         return orjson.loads(answer.data)
 
     async def events(
@@ -138,34 +210,90 @@ class SportsbookClient:
             "oddsFormat": odds_format,
             "resume": resume,
         }
-        return OddsStream(self._rsocket, _encode(body), window, raw)
+        return self._stream("odds.stream", _encode(body), window, raw)
 
     def stream(self, route: str, body: bytes, window: int = 16, raw: bool = False) -> OddsStream:
         """Any request-stream route with a raw JSON body (tests use it for bad input)."""
-        return OddsStream(self._rsocket, body, window, raw, route)
+        return self._stream(route, body, window, raw)
 
     def channel(self, route: str, body: bytes, window: int = 16) -> OddsStream:
         """A request-channel opened with ``body`` (the server has no channel routes yet)."""
-        return OddsStream(self._rsocket, body, window, False, route, channel=True)
+        return self._stream(route, body, window, False, channel=True)
 
-
-async def _transport_for(url: str) -> Any:
-    parsed = urlparse(url)
-    if parsed.scheme == "tcp":
-        reader, writer = await asyncio.open_connection(
-            parsed.hostname or "127.0.0.1", parsed.port or 7878, limit=1024 * 1024
+    def _stream(
+        self, route: str, body: bytes, window: int, raw: bool, *, channel: bool = False
+    ) -> OddsStream:
+        return OddsStream(
+            self._rsocket,
+            body,
+            window,
+            raw,
+            route,
+            channel=channel,
+            on_error=self._error,
+            on_frame=self._got_answer,
         )
-        return TransportTCP(reader, writer, read_buffer_size=64 * 1024)
-    if parsed.scheme in {"ws", "wss", "http", "https"}:
-        return TransportAioHttpClient(url=url.replace("http", "ws", 1))
-    raise ValueError(f"unsupported URL {url!r}: use tcp://host:port or ws://host:port/rsocket")
+
+
+async def _transport_for(url: str, limit_s: float, cleanup: contextlib.AsyncExitStack) -> Any:
+    """An open transport to ``url`` (ConnectFailed if there is none within ``limit_s``);
+    ``cleanup`` closes what it opened."""
+    parsed = urlparse(url)
+    try:
+        async with asyncio.timeout(limit_s):
+            if parsed.scheme == "tcp":
+                reader, writer = await asyncio.open_connection(
+                    parsed.hostname or "127.0.0.1",
+                    parsed.port or DEFAULT_TCP_PORT,
+                    limit=1024 * 1024,
+                )
+                return TransportTCP(reader, writer, read_buffer_size=64 * 1024)
+            # rsocket-py would open the WebSocket inside RSocketClient.connect(),
+            # which logs a failure and carries on with a client that never answers:
+            # open it here so a wrong address fails at once.
+            session = await cleanup.enter_async_context(aiohttp.ClientSession())
+            websocket = await cleanup.enter_async_context(
+                session.ws_connect(url.replace("http", "ws", 1))
+            )
+            return TransportAioHttpClient(websocket=websocket)
+    except TimeoutError:
+        raise ConnectFailed(
+            f"cannot reach the server at {url}: no answer within {limit_s:g} s"
+        ) from None
+    except aiohttp.WSServerHandshakeError as exc:
+        raise ConnectFailed(
+            f"cannot reach the server at {url}: HTTP {exc.status} instead of a WebSocket upgrade "
+            "(the RSocket endpoint is ws://HOST:PORT/rsocket)"
+        ) from None
+    except aiohttp.ClientConnectorError as exc:
+        raise ConnectFailed(f"cannot reach the server at {url}: {_reason(exc.os_error)}") from None
+    except aiohttp.ClientError as exc:
+        detail = str(exc) or type(exc).__name__
+        raise ConnectFailed(
+            f"cannot reach the server at {url}: not a WebSocket server ({detail})"
+        ) from None
+    except OSError as exc:
+        raise ConnectFailed(f"cannot reach the server at {url}: {_reason(exc)}") from None
+
+
+def _reason(error: OSError) -> str:
+    if isinstance(error, socket.gaierror):
+        return f"unknown host ({error.strerror})"
+    if error.errno is not None and error.errno in errno.errorcode:
+        return os.strerror(error.errno).lower()
+    return str(error) or type(error).__name__
 
 
 class _WindowSubscriber(Subscriber):
     """Puts frames into a queue that can never overflow: demand ≤ free slots."""
 
-    def __init__(self, queue: asyncio.Queue[Any]) -> None:
+    def __init__(
+        self,
+        queue: asyncio.Queue[Any],
+        on_error: Callable[[BaseException], Exception] = SportsbookError.from_exception,
+    ) -> None:
         self.queue = queue
+        self.on_error_to = on_error
         self.subscription: Subscription | None = None
 
     def on_subscribe(self, subscription: Subscription) -> None:
@@ -177,7 +305,7 @@ class _WindowSubscriber(Subscriber):
             self.queue.put_nowait(StopAsyncIteration())
 
     def on_error(self, exception: Exception) -> None:
-        self.queue.put_nowait(SportsbookError.from_exception(exception))
+        self.queue.put_nowait(self.on_error_to(exception))
 
     def on_complete(self) -> None:
         self.queue.put_nowait(StopAsyncIteration())
@@ -195,13 +323,16 @@ class OddsStream:
         route: str = "odds.stream",
         *,
         channel: bool = False,
+        on_error: Callable[[BaseException], Exception] = SportsbookError.from_exception,
+        on_frame: Callable[[], None] | None = None,
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
         self._window = window
         self._raw = raw
+        self._on_frame = on_frame
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=window + 2)
-        self._subscriber = _WindowSubscriber(self._queue)
+        self._subscriber = _WindowSubscriber(self._queue, on_error)
         self._consumed = 0
         payload = Payload(body, route_metadata(route))
         self._requester = (
@@ -228,6 +359,8 @@ class OddsStream:
             if isinstance(item, StopAsyncIteration):
                 raise item
             raise item
+        if self._on_frame is not None:
+            self._on_frame()
         self._consumed += 1
         if self._consumed >= max(1, self._window // 2):
             self.request(self._consumed)

@@ -1,0 +1,224 @@
+"""``sportsbook`` arguments: bad input is argparse's usage error (exit 2), never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from clients.cli import build_parser, main
+
+URL_HINT = "use tcp://HOST:PORT or ws://HOST:PORT/rsocket"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> object:
+    """main() configures the root logger; give the next test the one it had."""
+    root = logging.getLogger()
+    rsocket_log = logging.getLogger("pyrsocket")
+    saved = root.handlers[:], root.level, rsocket_log.level
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    rsocket_log.setLevel(saved[2])
+    logging.getLogger("aiohttp.server").filters.clear()
+
+
+def _usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The last stderr line of a usage error, after checking that it exits 2."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--log-level", "bogus", "events"],
+            "sportsbook: error: argument --log-level: invalid choice 'bogus' "
+            "(choose from debug, info, warning, error)",
+        ),
+        (
+            ["serve", "--log-level", "bogus"],
+            "sportsbook serve: error: argument --log-level: invalid choice 'bogus' "
+            "(choose from debug, info, warning, error)",
+        ),
+        (
+            ["events", "--url", "foo://bar"],
+            f"sportsbook events: error: argument --url: unsupported URL 'foo://bar': {URL_HINT}",
+        ),
+        (
+            ["events", "--url", "notaurl"],
+            f"sportsbook events: error: argument --url: unsupported URL 'notaurl': {URL_HINT}",
+        ),
+        (
+            ["market", "1.1", "--url", "ws:///rsocket"],
+            f"sportsbook market: error: argument --url: no host in URL 'ws:///rsocket': {URL_HINT}",
+        ),
+        (
+            ["odds", "--market", "1.1", "--url", "tcp://127.0.0.1:99999"],
+            "sportsbook odds: error: argument --url: invalid port in URL "
+            f"'tcp://127.0.0.1:99999': {URL_HINT}",
+        ),
+        (
+            ["odds", "--market", "X", "--window", "0"],
+            "sportsbook odds: error: argument --window: must be at least 1, not '0'",
+        ),
+        (
+            ["odds", "--market", "X", "--window", "-5"],
+            "sportsbook odds: error: argument --window: must be at least 1, not '-5'",
+        ),
+        (
+            ["odds", "--market", "X", "--frames", "-1"],
+            "sportsbook odds: error: argument --frames: must be at least 1, not '-1'",
+        ),
+        (
+            ["odds", "--market", "X", "--frames", "many"],
+            "sportsbook odds: error: argument --frames: not a whole number: 'many'",
+        ),
+        (
+            ["market", "1.1", "--format", "roman"],
+            "sportsbook market: error: argument --format: invalid choice: 'roman' (choose from "
+            "'decimal', 'fractional', 'american', 'hongkong', 'malay', 'indonesian')",
+        ),
+        (
+            ["serve", "--tcp-port", "99999"],
+            "sportsbook serve: error: argument --tcp-port: port 99999 is out of range 0..65535",
+        ),
+        (
+            ["serve", "--http-port", "-1"],
+            "sportsbook serve: error: argument --http-port: port -1 is out of range 0..65535",
+        ),
+        (
+            ["serve", "--tcp-port", "http"],
+            "sportsbook serve: error: argument --tcp-port: invalid port 'http': use 0..65535",
+        ),
+        (
+            ["serve", "--speed", "0"],
+            "sportsbook serve: error: argument --speed: must be a number greater than 0, not '0'",
+        ),
+        (
+            ["serve", "--speed", "-3"],
+            "sportsbook serve: error: argument --speed: must be a number greater than 0, not '-3'",
+        ),
+        (
+            ["serve", "--speed", "nan"],
+            "sportsbook serve: error: argument --speed: must be a number greater than 0, not 'nan'",
+        ),
+        (
+            ["serve", "--max-lifetime", "0"],
+            "sportsbook serve: error: argument --max-lifetime: "
+            "must be a number greater than 0, not '0'",
+        ),
+        (
+            ["serve", "--simulate", "garbage"],
+            "sportsbook serve: error: argument --simulate: expected MARKETS:RATE[:SECONDS] "
+            "such as 3:1000 or 1:10000:60, not 'garbage'",
+        ),
+        (
+            ["serve", "--simulate", "0:10"],
+            "sportsbook serve: error: argument --simulate: expected MARKETS:RATE[:SECONDS] "
+            "such as 3:1000 or 1:10000:60, not '0:10' (MARKETS ≥ 1, RATE > 0)",
+        ),
+        (
+            ["serve", "--simulate", "1:10:0"],
+            "sportsbook serve: error: argument --simulate: expected MARKETS:RATE[:SECONDS] "
+            "such as 3:1000 or 1:10000:60, not '1:10:0' (SECONDS > 0)",
+        ),
+        (
+            ["serve", "--replay", "/nonexistent.jsonl"],
+            "sportsbook serve: error: argument --replay: no such file: '/nonexistent.jsonl'",
+        ),
+    ],
+)
+def test_bad_arguments_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _usage_error(argv, capsys) == message
+
+
+def test_replay_of_a_directory_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _usage_error(["serve", "--replay", str(tmp_path)], capsys) == (
+        f"sportsbook serve: error: argument --replay: not a file: '{tmp_path}'"
+    )
+
+
+def test_bad_url_in_the_environment_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SPORTSBOOK_URL", "localhost:7878")
+    assert _usage_error(["events"], capsys) == (
+        f"sportsbook events: error: argument --url: unsupported URL 'localhost:7878': {URL_HINT}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "level"),
+    [
+        (["serve"], "warning"),
+        (["--log-level", "debug", "serve"], "debug"),
+        (["serve", "--log-level", "info"], "info"),
+        (["events", "--log-level", "ERROR"], "error"),
+        (["--log-level", "debug", "odds", "--market", "1.1", "--log-level", "info"], "info"),
+    ],
+)
+def test_log_level_is_accepted_before_and_after_the_command(argv: list[str], level: str) -> None:
+    assert build_parser().parse_args(argv).log_level == level
+
+
+def test_log_level_default_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPORTSBOOK_LOG", "info")
+    assert build_parser().parse_args(["serve"]).log_level == "info"
+
+
+def test_boundary_values_are_accepted(tmp_path: Path) -> None:
+    recording = tmp_path / "market.jsonl"
+    recording.write_text("")
+    argv = ["serve", "--tcp-port", "0", "--http-port", "65535", "--speed", "0.5"]
+    argv += ["--replay", str(recording), "--simulate", "2:100:1.5", "--max-lifetime", "0.1"]
+    serve = build_parser().parse_args(argv)
+    ports = (serve.tcp_port, serve.http_port)
+    assert (*ports, serve.speed, serve.max_lifetime) == (0, 65535, 0.5, 0.1)
+    assert serve.replay == [recording]
+    assert (serve.simulate.markets, serve.simulate.rate, serve.simulate.duration_s) == (2, 100, 1.5)
+    odds = build_parser().parse_args(["odds", "--market", "1.1", "--window", "1", "--frames", "1"])
+    assert (odds.window, odds.frames, odds.url) == (1, 1, "tcp://127.0.0.1:7878")
+
+
+@pytest.mark.parametrize("command", [["market", "1.1"], ["odds", "--market", "1.1"]])
+def test_format_help_lists_the_valid_formats(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    assert (
+        "--format FORMAT display prices as one of: decimal, fractional, american, hongkong, "
+        "malay, indonesian (default: decimal only)"
+    ) in " ".join(capsys.readouterr().out.split())
+
+
+def test_late_frames_after_cancel_are_not_logged_unless_debugging(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """rsocket-py's warning for frames already in flight to a cancelled stream is noise."""
+    rsocket_log = logging.getLogger("pyrsocket")
+    rsocket_log.setLevel(logging.WARNING)
+    with caplog.at_level(logging.DEBUG):
+        rsocket_log.warning("%s: Dropping frame from unknown stream %d", "client", 25)
+        rsocket_log.warning("%s: a real problem", "client")
+        assert [r.getMessage() for r in caplog.records] == ["client: a real problem"]
+        caplog.clear()
+        rsocket_log.setLevel(logging.DEBUG)
+        rsocket_log.warning("%s: Dropping frame from unknown stream %d", "client", 27)
+        assert [r.getMessage() for r in caplog.records] == [
+            "client: Dropping frame from unknown stream 27"
+        ]
