@@ -36,6 +36,9 @@ MAX_WS_MESSAGE = 1024 * 1024
 # Accept queue: asyncio's default (100) overflows when hundreds of clients connect
 # while the loop is busy fanning out; the kernel then drops or resets them.
 LISTEN_BACKLOG = 4096
+# A paced demo loop holds each finished recording this long before relisting it,
+# so that a race is seen CLOSED with its result before it reopens.
+DEMO_PASS_PAUSE_S = 5.0
 
 
 @dataclass
@@ -123,6 +126,7 @@ class SportsbookServer:
             progress=self.config.progress,
             concurrent=self.config.concurrent_replay,
             start_gap_cap_s=1.0,
+            pass_pause_s=0.0 if self.config.speed is None else DEMO_PASS_PAUSE_S,
         )
 
     async def stop(self) -> None:

@@ -314,6 +314,7 @@ async def replay(
     start_gap_cap_s: float = 5.0,
     margin: Decimal = DEFAULT_MARGIN,
     concurrent: bool = False,
+    pass_pause_s: float = 0.0,
 ) -> int:
     """Replay ``paths`` into ``sink``; the number of items delivered (loop: never returns).
 
@@ -324,10 +325,19 @@ async def replay(
     each recording's own quiet gaps, instead of one calendar timeline; looped,
     each recording restarts as soon as it ends (one task each, no progress bar),
     so a 10-second greyhound race does not wait an hour for the longest file.
+    ``pass_pause_s`` holds each finished pass before the next one relists its
+    markets, so that their CLOSED state and results are seen, not conflated away.
     """
     files = _paths(paths)
     if concurrent and loop and len(files) > 1:
-        await _loop_each(files, sink, speed, start_gap_cap_s, margin)
+        await _loop_each(
+            files,
+            sink,
+            speed=speed,
+            gap_cap_s=start_gap_cap_s,
+            margin=margin,
+            pass_pause_s=pass_pause_s,
+        )
         return 0  # not reached: the loops end only by cancellation or an error
     total = await asyncio.to_thread(_total_lines, files) if progress else 0
     gap_cap_ms = None
@@ -338,12 +348,19 @@ async def replay(
     )
     delivered = await replayer.run_pass(_Relister(active=False))
     while loop:
+        await asyncio.sleep(pass_pause_s)
         delivered += await replayer.run_pass(_Relister(active=True))
     return delivered
 
 
 async def _loop_each(
-    files: Sequence[Path], sink: Sink, speed: float | None, gap_cap_s: float, margin: Decimal
+    files: Sequence[Path],
+    sink: Sink,
+    *,
+    speed: float | None,
+    gap_cap_s: float,
+    margin: Decimal,
+    pass_pause_s: float,
 ) -> None:
     """One looping replay per recording into the shared sink; the first failure stops all."""
     async with asyncio.TaskGroup() as group:
@@ -357,6 +374,7 @@ async def _loop_each(
                     start_gap_cap_s=gap_cap_s,
                     margin=margin,
                     concurrent=True,
+                    pass_pause_s=pass_pause_s,
                 ),
                 name=f"replay {path.name}",
             )

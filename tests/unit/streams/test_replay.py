@@ -243,3 +243,23 @@ async def test_concurrent_demo_loops_each_recording_as_soon_as_it_ends() -> None
     one_pass = [i for i in iter_changes(paths(WIN)) if isinstance(i, MarketChange)]
     win_items = [i for i in items if isinstance(i, MarketChange) and i.market_id == "1.197931750"]
     assert win_items[: len(one_pass)] == one_pass
+
+
+async def test_a_looping_pass_pauses_before_it_relists_so_the_close_is_seen() -> None:
+    """pass_pause_s: the finished pass's last change (the race CLOSED with its result)
+    stands for the pause before the next pass relists the market."""
+    stamps: list[tuple[float, FeedItem]] = []
+    one_pass = len(list(iter_changes(paths(WIN))))
+
+    async def sink(item: FeedItem) -> None:
+        stamps.append((time.monotonic(), item))
+        if len(stamps) > one_pass:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await replay(paths(WIN), sink, speed=None, loop=True, pass_pause_s=0.3)
+    (closed_at, last), (relisted_at, first) = stamps[one_pass - 1], stamps[one_pass]
+    assert isinstance(last, MarketChange) and last.definition is not None
+    assert last.definition.status.value == "CLOSED"
+    assert isinstance(first, MarketChange) and first.relist
+    assert relisted_at - closed_at >= 0.3
