@@ -37,6 +37,7 @@ from rsocket.extensions.mimetypes import WellKnownMimeTypes
 from rsocket.extensions.routing import RoutingMetadata
 from rsocket.helpers import single_transport_provider
 from rsocket.payload import Payload
+from rsocket.request_handler import BaseRequestHandler
 from rsocket.rsocket_client import RSocketClient
 from rsocket.transports.aiohttp_websocket import TransportAioHttpClient
 from rsocket.transports.tcp import TransportTCP
@@ -119,11 +120,38 @@ def _encode(body: dict[str, Any]) -> bytes:
     return orjson.dumps({k: v for k, v in body.items() if v is not None})
 
 
+class _ConnectionErrors(BaseRequestHandler):
+    """An ERROR on stream 0 (the server refused the SETUP, e.g. an unknown token):
+    remembered, and every open request and stream is failed at once. Over
+    WebSocket rsocket-py would otherwise wait for ever on a socket the server
+    has already closed."""
+
+    def __init__(self) -> None:
+        self.refused: SportsbookError | None = None
+        self.rsocket: RSocketClient | None = None
+
+    async def on_error(self, error_code: ErrorCode, payload: Payload) -> None:
+        text = (payload.data or b"").decode("utf-8", "replace")
+        refused = SportsbookError.from_exception(Exception(text))
+        if refused.code == "PROTOCOL":  # not our JSON error body
+            refused = SportsbookError(error_code.name, text)
+        self.refused = refused
+        if self.rsocket is not None:
+            self.rsocket.stop_all_streams(error_code, payload.data or b"")
+
+
 class SportsbookClient:
-    def __init__(self, rsocket: RSocketClient, url: str = DEFAULT_URL) -> None:
+    def __init__(
+        self,
+        rsocket: RSocketClient,
+        url: str = DEFAULT_URL,
+        errors: _ConnectionErrors | None = None,
+    ) -> None:
         self._rsocket = rsocket
         self._url = url
         self._answered = False
+        self._errors = errors or _ConnectionErrors()
+        self._errors.rsocket = rsocket
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -140,6 +168,7 @@ class SportsbookClient:
         WebSocket upgrade, no answer)."""
         async with contextlib.AsyncExitStack() as cleanup:
             transport = await _transport_for(check_url(url), connect_timeout, cleanup)
+            errors = _ConnectionErrors()
             client = RSocketClient(
                 single_transport_provider(transport),
                 data_encoding=WellKnownMimeTypes.APPLICATION_JSON,
@@ -147,12 +176,15 @@ class SportsbookClient:
                 setup_payload=Payload(None, setup_metadata(token)),
                 keep_alive_period=keepalive,
                 max_lifetime_period=lifetime,
+                handler_factory=lambda: errors,
             )
             async with client as rsocket:
-                yield cls(rsocket, url)
+                yield cls(rsocket, url, errors)
 
     def _error(self, exc: BaseException) -> Exception:
         """The exception to raise for a failed request or stream."""
+        if self._errors.refused is not None:
+            return self._errors.refused
         if isinstance(exc, RSocketProtocolError) and exc.error_code == ErrorCode.CONNECTION_ERROR:
             # rsocket-py fails every open request with an empty CONNECTION_ERROR
             # when the connection drops: no answer from the server at all.
@@ -168,6 +200,8 @@ class SportsbookClient:
     async def request(self, route: str, body: dict[str, Any] | None = None) -> Any:
         """A request-response on ``route``; the JSON answer or a SportsbookError."""
         payload = Payload(_encode(body or {}), route_metadata(route))
+        if self._errors.refused is not None:
+            raise self._errors.refused
         try:
             answer = await self._rsocket.request_response(payload)
         except Exception as exc:

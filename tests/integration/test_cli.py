@@ -96,6 +96,17 @@ def test_unknown_market_is_not_found_for_odds_as_for_market(
 
 
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
+@pytest.mark.parametrize("command", [["events"], ["odds", "--market", "1.1"]])
+def test_an_unknown_token_is_unauthenticated_not_a_hang(
+    server: LiveServer, transport: str, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PROTOCOL.md: a token identifies exactly one account; an unknown one is refused at
+    SETUP. The CLI says so (exit 2, an error answer), over WebSocket too, and shows no data."""
+    argv = [*command, "--token", "bogus", "--url", server.url(transport)]
+    assert _run(argv, capsys) == (2, "", "error: UNAUTHENTICATED: unknown bearer token\n")
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
 def test_odds_on_a_known_market_shows_it(
     server: LiveServer, transport: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
