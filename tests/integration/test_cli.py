@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
 import os
 import re
 import socket
@@ -26,17 +25,7 @@ from clients.client import ConnectFailed, SportsbookClient
 from tests.testkit.builders import definition_change, market_definition
 from tests.testkit.live_server import REPO, LiveServer, live_server
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> object:
-    root = logging.getLogger()
-    rsocket_log = logging.getLogger("pyrsocket")
-    saved = root.handlers[:], root.level, rsocket_log.level
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-    rsocket_log.setLevel(saved[2])
-    logging.getLogger("aiohttp.server").filters.clear()
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,7 @@ from clients.cli import build_parser, main
 URL_HINT = "use tcp://HOST:PORT or ws://HOST:PORT/rsocket"
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> object:
-    """main() configures the root logger; give the next test the one it had."""
-    root = logging.getLogger()
-    rsocket_log = logging.getLogger("pyrsocket")
-    saved = root.handlers[:], root.level, rsocket_log.level
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-    rsocket_log.setLevel(saved[2])
-    logging.getLogger("aiohttp.server").filters.clear()
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def _usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:

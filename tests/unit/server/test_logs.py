@@ -18,14 +18,7 @@ def _log_bad_request() -> None:
         logging.getLogger("aiohttp.server").exception("Error handling request from 127.0.0.1")
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> object:
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    yield
-    root.handlers[:], _ = saved
-    root.setLevel(saved[1])
-    logging.getLogger("aiohttp.server").filters.clear()
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def test_malformed_http_request_logs_nothing_at_the_default_level(
