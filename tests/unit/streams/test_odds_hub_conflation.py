@@ -31,8 +31,17 @@ class Sink:
         self.frames.append(orjson.loads(frame))
 
 
-def _hub_with(markets: list[str]) -> tuple[OddsHub, list[BusRecord]]:
-    hub = OddsHub("ep", clock=lambda: 0.0, market_log_size=LOG_SIZE)
+def _price_entry(market_id: str, seq: int, selection_id: str, price: str) -> dict[str, object]:
+    """A delta frame's entry for a market whose only change is one selection's price."""
+    return {
+        "marketId": market_id,
+        "seq": seq,
+        "changes": {"selections": [{"selectionId": selection_id, "price": price}]},
+    }
+
+
+def _hub_with(markets: list[str], history_size: int = 100_000) -> tuple[OddsHub, list[BusRecord]]:
+    hub = OddsHub("ep", clock=lambda: 0.0, market_log_size=LOG_SIZE, history_size=history_size)
     records = [
         BusRecord(i, definition_change(market_definition(m), s11="2", s12="3", s13="4"))
         for i, m in enumerate(markets)
@@ -151,16 +160,8 @@ def test_rearm_after_a_short_park_sends_only_the_markets_that_changed() -> None:
         {
             "kind": "delta",
             "markets": [
-                {
-                    "marketId": "1.3",
-                    "seq": 3,
-                    "changes": {"selections": [{"selectionId": "11", "price": "2.06"}]},
-                },
-                {
-                    "marketId": "1.7",
-                    "seq": 2,
-                    "changes": {"selections": [{"selectionId": "12", "price": "3.05"}]},
-                },
+                _price_entry("1.3", 3, "11", "2.06"),
+                _price_entry("1.7", 2, "12", "3.05"),
             ],
             "clk": "ep.23",
         }
@@ -183,11 +184,7 @@ def test_what_was_pending_when_parked_is_still_sent_after_the_park() -> None:
     assert [f["kind"] for f in sink.frames[1:]] == ["snapshot", "delta"]
     assert sink.frames[1]["market"]["marketId"] == "1.2"  # type: ignore[index]
     assert sink.frames[2]["markets"] == [  # type: ignore[comparison-overlap]
-        {
-            "marketId": "1.1",
-            "seq": 2,
-            "changes": {"selections": [{"selectionId": "11", "price": "2.02"}]},
-        }
+        _price_entry("1.1", 2, "11", "2.02")
     ]
 
 
@@ -197,13 +194,7 @@ def test_a_park_longer_than_the_history_falls_back_to_every_market() -> None:
     1.4 was already pending when the full socket parked it, so it comes first.
     """
     markets = [f"1.{i}" for i in range(5)]
-    hub = OddsHub("ep", clock=lambda: 0.0, market_log_size=LOG_SIZE, history_size=2)
-    hub.apply_batch(
-        [
-            BusRecord(i, definition_change(market_definition(m), s11="2", s12="3", s13="4"))
-            for i, m in enumerate(markets)
-        ]
-    )
+    hub, _ = _hub_with(markets, history_size=2)
     sink = Sink()
     sub = hub.subscribe(OddsStreamRequest(market_ids=markets), sink)
     sub.request(10)
@@ -217,16 +208,8 @@ def test_a_park_longer_than_the_history_falls_back_to_every_market() -> None:
         {
             "kind": "delta",
             "markets": [
-                {
-                    "marketId": "1.4",
-                    "seq": 3,
-                    "changes": {"selections": [{"selectionId": "11", "price": "2.52"}]},
-                },
-                {
-                    "marketId": "1.0",
-                    "seq": 2,
-                    "changes": {"selections": [{"selectionId": "12", "price": "3.5"}]},
-                },
+                _price_entry("1.4", 3, "11", "2.52"),
+                _price_entry("1.0", 2, "12", "3.5"),
             ],
             "clk": "ep.8",
         }
