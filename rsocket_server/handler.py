@@ -81,7 +81,9 @@ class SportsbookHandler(BaseRequestHandler):
             route = route_of(payload.metadata)
             if route != "odds.stream":
                 raise ApiError(ErrorCode.UNKNOWN_ROUTE, f"no request-stream route {route!r}")
-            return OddsStreamPublisher(self.hub, OddsStreamRequest.decode(payload.data))
+            request = OddsStreamRequest.decode(payload.data)
+            await self.hub.catch_up_to(request.resume)
+            return OddsStreamPublisher(self.hub, request)
         except ApiError as error:
             return ErrorStream(error)
         except Exception:

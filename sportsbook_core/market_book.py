@@ -106,6 +106,26 @@ class MarketBook:
 
 
 @dataclass(frozen=True, slots=True)
+class BookUpdate:
+    """A market's state after one visible change, and the change, as its single writer sequenced it.
+
+    What travels on a distributed price bus: ``book`` alone rebuilds the market
+    (so a compacted topic still does), ``delta`` is what subscribers are sent.
+    """
+
+    book: MarketBook
+    delta: MarketDelta
+
+    @property
+    def market_id(self) -> str:
+        return self.book.market_id
+
+    @property
+    def seq(self) -> int:
+        return self.book.seq
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyResult:
     book: MarketBook | None
     delta: MarketDelta | None = None

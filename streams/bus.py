@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sportsbook_core.changes import FeedStatus, MarketChange
+from sportsbook_core.market_book import BookUpdate
 
-BusItem = MarketChange | FeedStatus
+# A feed publishes MarketChanges; a distributed bus carries them already
+# sequenced (BookUpdate) so every server agrees on each market's seq.
+BusItem = MarketChange | BookUpdate | FeedStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +33,7 @@ class BusRecord:
 
     @property
     def key(self) -> str:
-        return self.item.market_id if isinstance(self.item, MarketChange) else ""
+        return "" if isinstance(self.item, FeedStatus) else self.item.market_id
 
 
 class PriceBus(Protocol):

@@ -36,6 +36,7 @@ from schemas.requests import OddsStreamRequest
 from sportsbook_core.catalogue import MarketDefinition
 from sportsbook_core.changes import FeedStatus, MarketChange
 from sportsbook_core.market_book import (
+    BookUpdate,
     MarketBook,
     MarketDelta,
     apply_change,
@@ -232,7 +233,11 @@ class OddsHub:
         self.position = 0
         self.feed_healthy = True
         self.feed_reason: str | None = None
+        self._feed_healthy, self._bus_healthy = True, True
+        self._feed_reason: str | None = None
+        self._bus_reason: str | None = None
         self.rejected_changes = 0
+        self.stale_updates = 0
         self.frames_sent = 0
         self._markets: dict[str, _Market] = {}
         self._market_log_size = market_log_size
@@ -242,6 +247,7 @@ class OddsHub:
         self._dirty: dict[int, Subscription] = {}
         self._heartbeat_interval = heartbeat_interval_s
         self.ready = asyncio.Event()
+        self._advanced = asyncio.Event()  # set (and replaced) after every applied batch
 
     # ---- reading state -------------------------------------------------
     @property
@@ -271,6 +277,8 @@ class OddsHub:
             async for batch in bus.read(from_position):
                 self.apply_batch(batch)
                 self.ready.set()
+                self._advanced.set()
+                self._advanced = asyncio.Event()
                 await asyncio.sleep(0)
         finally:
             heartbeats.cancel()
@@ -284,22 +292,37 @@ class OddsHub:
 
     def _apply(self, record: BusRecord) -> None:
         item = record.item
-        self.position = record.position + 1
+        self.position = max(self.position, record.position + 1)
         if isinstance(item, FeedStatus):
             self._apply_status(item)
+        elif isinstance(item, BookUpdate):
+            self._install(record.position, item)
         else:
             self._apply_change(record.position, item)
 
     def _apply_status(self, status: FeedStatus) -> None:
-        if status.healthy == self.feed_healthy:
+        self._feed_healthy, self._feed_reason = status.healthy, status.reason
+        self._health_changed()
+
+    def set_bus_health(self, healthy: bool, reason: str | None = None) -> None:
+        """The bus itself (broker unreachable, consumer lagging), beside the feed's own status."""
+        self._bus_healthy, self._bus_reason = healthy, reason
+        self._health_changed()
+        self._flush_dirty()
+
+    def _health_changed(self) -> None:
+        healthy = self._feed_healthy and self._bus_healthy
+        reason = self._bus_reason if not self._bus_healthy else self._feed_reason
+        if (healthy, reason) == (self.feed_healthy, self.feed_reason):
             return
-        self.feed_healthy, self.feed_reason = status.healthy, status.reason
+        self.feed_healthy, self.feed_reason = healthy, None if healthy else reason
         for sub in self._subscriptions.values():
             sub.status_pending = True
             if sub.armed:
                 self._dirty[sub.id] = sub
 
     def _apply_change(self, position: int, change: MarketChange) -> None:
+        """The embedded path: this hub is the market's single writer and sequences it."""
         market = self._markets.get(change.market_id)
         result = apply_change(None if market is None else market.book, change)
         if result.rejected is not None:
@@ -308,20 +331,35 @@ class OddsHub:
             return
         if result.delta is None or result.book is None:
             return
-        delta = result.delta
+        self._install(position, BookUpdate(result.book, result.delta))
+
+    def _install(self, position: int, update: BookUpdate) -> None:
+        """Make ``update`` the market's state, never going back (B25: replays, duplicates).
+
+        An update at or below the market's seq was applied already and is dropped;
+        one past a gap (a compacted topic, a lost record) resyncs: a snapshot.
+        """
+        market = self._markets.get(update.market_id)
+        if market is not None and update.seq <= market.seq:
+            self.stale_updates += 1
+            return
+        delta = update.delta
+        contiguous = market is not None and update.seq == market.seq + 1
+        if not (contiguous or delta.resync):
+            delta = MarketDelta(update.market_id, update.seq, resync=True)
         if market is None:
-            market = self._markets[change.market_id] = _Market(result.book, self._market_log_size)
+            market = self._markets[update.market_id] = _Market(update.book, self._market_log_size)
             market.log.append(delta)
             self._attach_matching(market, self._subscriptions.values())
         else:
-            market.advance(result.book, delta)
+            market.advance(update.book, delta)
             if delta.in_play is not None or delta.resync:
                 self._refilter(market)
         self._remember(position, delta)
         parked: list[int] = []
         for sub in market.armed.values():
             if sub.armed:
-                sub.mark(change.market_id, delta)
+                sub.mark(update.market_id, delta)
                 self._dirty[sub.id] = sub
             else:
                 parked.append(sub.id)
@@ -363,6 +401,23 @@ class OddsHub:
         if position is not None and self._resume(sub, position):
             sub.clk = f"{self.epoch}.{position}"  # canonical, whatever digits it came in
         return sub
+
+    async def wait_position(self, position: int) -> None:
+        """Until every record before ``position`` is applied (start-up catch-up, resume)."""
+        while self.position < position:
+            await self._advanced.wait()
+
+    async def catch_up_to(self, clk: str | None, timeout_s: float = 5.0) -> None:
+        """A clk from another server process on the same topic may be ahead of this one.
+
+        Resuming before this hub has applied what that process had sent would
+        send those changes twice; wait (bounded) until caught up instead.
+        """
+        position = self._parse_clk(clk)
+        if position is None or position <= self.position:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wait_position(position), timeout_s)
 
     def _parse_clk(self, clk: str | None) -> int | None:
         """The position of a clk from this hub's epoch, or None (foreign or malformed)."""
