@@ -41,7 +41,7 @@ def test_no_visible_change_is_not_sequenced_and_a_rejection_names_its_reason() -
 
 
 def test_a_restarted_publisher_continues_each_market_seq_from_the_bus() -> None:
-    """Adopted books keep their seq; the run's first definition of one is a relist (CLOSED → OPEN)."""
+    """Adopted books keep their seq; the first definition of one is a relist (CLOSED → OPEN)."""
     before = MarketSequencer()
     before.sequence(definition_change(market_definition("1.1"), s11="2"))
     before.sequence(definition_change(market_definition("1.1", status=MarketStatus.CLOSED)))
