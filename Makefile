@@ -30,8 +30,22 @@ typecheck: install
 unit: install
 	$(BIN)/pytest tests/unit tests/acceptance -q
 
+# The integration tests use a real Kafka broker (infra/kafka/kafka.sh): reuse one
+# that is running, else start it and stop it again on exit (also when pytest
+# fails or on Ctrl-C; a reused broker is left running). Exits with pytest's status.
+KAFKA_SH := infra/kafka/kafka.sh
 test: install lint typecheck
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	@started=0; kafka="127.0.0.1:$${KAFKA_PORT:-19092}"; \
+	trap 'rc=$$?; trap "" INT TERM; \
+	  if [[ $$started == 1 ]]; then $(KAFKA_SH) stop || true; fi; exit $$rc' EXIT; \
+	trap 'exit 130' INT; trap 'exit 143' TERM; \
+	if $(KAFKA_SH) status >/dev/null; then \
+	  echo "make test: reusing the running Kafka on $$kafka"; \
+	else \
+	  started=1; $(KAFKA_SH) up || exit; \
+	  echo "make test: started Kafka on $$kafka (stopped again at the end)"; \
+	fi; \
+	SPORTSBOOK_TEST_KAFKA="$$kafka" $(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/odds_fanout.py $(ARGS)

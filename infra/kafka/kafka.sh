@@ -6,7 +6,8 @@
 # Usage: infra/kafka/kafka.sh <command>
 #   fetch      resolve the Kafka jars into .build/libs (no-op when present)
 #   start      fetch if needed, format storage if new, start, wait until ready
-#   topics     create the sportsbook topics (existing ones are left alone)
+#   topics     create the sportsbook topics (existing ones are left alone; a
+#              warning when their partitions or configs differ)
 #   up         start + topics
 #   restart    stop + start
 #   describe   describe the sportsbook topics
@@ -59,11 +60,27 @@ BOOTSTRAP="${KAFKA_BOOTSTRAP:-$LOCAL_BOOTSTRAP}"
 KAFKA_REPLICATION_FACTOR="${KAFKA_REPLICATION_FACTOR:-1}"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 
-# The sportsbook topics (configs per topic are set in cmd_topics).
+# The sportsbook topics: partitions and configs per topic (replication is
+# KAFKA_REPLICATION_FACTOR). sportsbook.prices has ONE partition on purpose:
+# every server reads every partition anyway, and one partition is a total order,
+# so a client's `clk` is a single offset that means the same to every server
+# process. Records are keyed by marketId, so per-market order survives a later
+# move to more partitions. min.compaction.lag.ms keeps recent deltas (resume);
+# segment.ms rolls a segment hourly so compaction can act on closed segments.
 TOPIC_NAMES=(sportsbook.prices sportsbook.results sportsbook.bets)
-TOPIC_PARTITIONS=6
 RETENTION_7D=604800000
 RETENTION_30D=2592000000
+declare -A TOPIC_PARTITIONS=(
+  [sportsbook.prices]=1
+  [sportsbook.results]=6
+  [sportsbook.bets]=6
+)
+# key=value pairs, space-separated
+declare -A TOPIC_CONFIGS=(
+  [sportsbook.prices]="cleanup.policy=compact,delete retention.ms=$RETENTION_7D min.compaction.lag.ms=60000 segment.ms=3600000"
+  [sportsbook.results]="cleanup.policy=delete retention.ms=$RETENTION_30D"
+  [sportsbook.bets]="cleanup.policy=delete retention.ms=$RETENTION_30D"
+)
 
 T0="${EPOCHREALTIME}"
 say() { printf 'kafka: %s\n' "$*" >&2; }
@@ -278,32 +295,71 @@ wait_ready() {
   die "broker not ready after ${KAFKA_START_TIMEOUT}s (pid $pid still running; logs in $LOG_DIR)"
 }
 
+# Prints a describe "Configs: a=1,b=x,y" list as one key=value per line (a value
+# may itself contain commas, as cleanup.policy=compact,delete does).
+config_lines() {
+  printf '%s' "$1" | awk -v RS=',' '
+    /=/ { if (e != "") print e; e = $0; next }
+    { e = e "," $0 }
+    END { if (e != "") print e }'
+}
+
+# An existing topic is left as it is; warn when its partition count or one of
+# our configs differs from what `topics` would create (never fails).
+check_existing_topic() {
+  local name="$1" header="$2" count configs want have key
+  count="$(sed -nE 's/.*PartitionCount: ([0-9]+).*/\1/p' <<<"$header")"
+  configs="$(sed -nE 's/.*Configs: ?(.*)$/\1/p' <<<"$header")"
+  if [[ "$count" != "${TOPIC_PARTITIONS[$name]}" ]]; then
+    say "WARNING: topic $name has ${count:-?} partitions, expected ${TOPIC_PARTITIONS[$name]}; left as is (to recreate it: delete the topic, or 'reset' a local broker, then run 'topics')"
+  fi
+  local -a wanted diffs=()
+  read -r -a wanted <<<"${TOPIC_CONFIGS[$name]}"
+  for want in "${wanted[@]}"; do
+    key="${want%%=*}"
+    have="$(config_lines "$configs" | grep -m 1 "^${key//./\\.}=" || true)"
+    if [[ -z "$have" ]]; then
+      diffs+=("$key=(default) (wanted ${want#*=})")
+    elif [[ "$have" != "$want" ]]; then
+      diffs+=("$have (wanted ${want#*=})")
+    fi
+  done
+  if ((${#diffs[@]})); then
+    local joined
+    joined="$(printf '%s, ' "${diffs[@]}")"
+    say "WARNING: topic $name configs differ: ${joined%, }; left as is (kafka-configs --alter to change them)"
+  fi
+  return 0
+}
+
 cmd_topics() {
   T0="${EPOCHREALTIME}"
   need_cluster
-  local existing name
-  existing="$(topic_cmd --list)" || die "cannot list topics on $BOOTSTRAP"
+  # One describe (one JVM) tells which topics exist, with partitions and configs.
+  local pattern="" name described header
+  for name in "${TOPIC_NAMES[@]}" __consumer_offsets; do pattern+="${pattern:+|}${name//./\\.}"; done
+  described="$(topic_cmd --describe --if-exists --topic "$pattern")" ||
+    die "cannot describe topics on $BOOTSTRAP"
   for name in "${TOPIC_NAMES[@]}"; do
-    if grep -qxF "$name" <<<"$existing"; then
+    header="$(grep -m 1 -E "^Topic: ${name//./\\.}[[:space:]]" <<<"$described" || true)"
+    if [[ -n "$header" ]]; then
       say "topic $name exists"
+      check_existing_topic "$name" "$header"
       continue
     fi
-    local -a cfg=()
-    case "$name" in
-      sportsbook.prices)
-        cfg=(--config "cleanup.policy=compact,delete" --config "retention.ms=$RETENTION_7D") ;;
-      sportsbook.results | sportsbook.bets)
-        cfg=(--config cleanup.policy=delete --config "retention.ms=$RETENTION_30D") ;;
-    esac
+    local -a kvs cfg=()
+    local kv
+    read -r -a kvs <<<"${TOPIC_CONFIGS[$name]}"
+    for kv in "${kvs[@]}"; do cfg+=(--config "$kv"); done
     topic_cmd --create --if-not-exists --topic "$name" \
-      --partitions "$TOPIC_PARTITIONS" --replication-factor "$KAFKA_REPLICATION_FACTOR" "${cfg[@]}" >/dev/null
-    local shown="${cfg[*]}"
-    say "topic $name created (${TOPIC_PARTITIONS} partitions,${shown//--config/})"
+      --partitions "${TOPIC_PARTITIONS[$name]}" --replication-factor "$KAFKA_REPLICATION_FACTOR" \
+      "${cfg[@]}" >/dev/null
+    say "topic $name created (partitions=${TOPIC_PARTITIONS[$name]} ${TOPIC_CONFIGS[$name]})"
   done
   # The first consumer group otherwise meets GroupCoordinatorNotAvailable (which
   # aiokafka logs as an error) while __consumer_offsets is created on demand:
   # a FindCoordinator from the group tool creates it now.
-  if ! grep -qxF __consumer_offsets <<<"$existing"; then
+  if ! grep -qE '^Topic: __consumer_offsets[[:space:]]' <<<"$described"; then
     run_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
       --bootstrap-server "$BOOTSTRAP" --command-config "$ADMIN_CONF" \
       --describe --group sportsbook.infra-warmup >/dev/null 2>&1 || true
