@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from rsocket_server.transport_guard import (
 )
 from sportsbook_core.changes import FeedStatus, MarketChange
 from streams.bus import InProcessPriceBus, PriceBus
+from streams.kafka_bus import PRICES_TOPIC, KafkaPriceBus, KafkaSettings
 from streams.odds_hub import HEARTBEAT_INTERVAL_S, OddsHub
 from streams.replay import replay
 
@@ -56,6 +58,11 @@ class ServerConfig:
     web_root: Path | None = None
     bus_capacity: int = 8192
     tokens: dict[str, str] = field(default_factory=dict)
+    # Kafka mode: consume the price bus another process (``sportsbook feed``) publishes.
+    kafka: str | None = None
+    kafka_topic: str = PRICES_TOPIC
+    # --workers: several processes share the ports (SO_REUSEPORT), all fed from Kafka.
+    reuse_port: bool = False
 
 
 Sink = Callable[[MarketChange | FeedStatus], Awaitable[None]]
@@ -67,7 +74,7 @@ class SportsbookServer:
 
     def __init__(self, config: ServerConfig, bus: PriceBus | None = None) -> None:
         self.config = config
-        self.bus: PriceBus = bus or InProcessPriceBus(config.bus_capacity)
+        self.bus: PriceBus = bus or self._default_bus(config)
         self.hub = OddsHub(self.bus.epoch, heartbeat_interval_s=config.heartbeat_interval_s)
         self.tokens: TokenDirectory = StaticTokens(config.tokens)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -77,9 +84,18 @@ class SportsbookServer:
         self.http_port = config.http_port
         self.feed_error: str | None = None
 
+    @staticmethod
+    def _default_bus(config: ServerConfig) -> PriceBus:
+        if config.kafka is None:
+            return InProcessPriceBus(config.bus_capacity)
+        return KafkaPriceBus(KafkaSettings(config.kafka, config.kafka_topic))
+
     # ---- lifecycle ---------------------------------------------------------
     async def start(self, feed: FeedRunner | None = None) -> None:
+        end = await self._join_kafka()
         self._tasks.append(asyncio.create_task(self.hub.run(self.bus), name="hub"))
+        if end:
+            await self._catch_up(end)
         if feed is None and self.config.replay_files:
             feed = self._replay_feed
         if feed is not None:
@@ -92,18 +108,50 @@ class SportsbookServer:
             self.config.tcp_port,
             limit=1024 * 1024,
             backlog=LISTEN_BACKLOG,
+            reuse_port=self.config.reuse_port or None,
         )
         self.tcp_port = self._tcp.sockets[0].getsockname()[1]
         self._runner = web.AppRunner(self.http_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(
-            self._runner, self.config.host, self.config.http_port, backlog=LISTEN_BACKLOG
+            self._runner,
+            self.config.host,
+            self.config.http_port,
+            backlog=LISTEN_BACKLOG,
+            reuse_port=self.config.reuse_port or None,
         )
         await site.start()
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:
             self.http_port = server.sockets[0].getsockname()[1]
         log.info("listening", extra={"tcp": self.tcp_port, "http": self.http_port})
+
+    async def _join_kafka(self) -> int:
+        """Kafka mode: find the topic, take its epoch, and return its end offset now."""
+        if not isinstance(self.bus, KafkaPriceBus):
+            return 0
+        await self.bus.start()
+        self.hub.epoch = self.bus.epoch
+        self.bus.on_health = self.hub.set_bus_health
+        return await self.bus.end_position()
+
+    async def _catch_up(self, end: int) -> None:
+        """Rebuild every market from the topic before serving: no snapshot older than the bus."""
+        started = time.monotonic()
+        log.info("rebuilding markets from the bus", extra={"records": end})
+        while self.hub.position < end:
+            try:
+                await asyncio.wait_for(self.hub.wait_position(end), 5.0)
+            except TimeoutError:
+                log.info("still rebuilding", extra={"position": self.hub.position, "end": end})
+        log.info(
+            "markets rebuilt",
+            extra={
+                "markets": sum(1 for _ in self.hub.books()),
+                "records": end,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
 
     def _feed_ended(self, task: asyncio.Task[Any]) -> None:
         """A feed that dies must not look healthy: log it, and tell every subscriber."""
@@ -195,6 +243,7 @@ class SportsbookServer:
                 "framesSent": self.hub.frames_sent,
                 "maxSendQueue": max((s.queued_frames for s in LIVE_SESSIONS), default=0),
                 "clk": self.hub.clk,
+                "pid": os.getpid(),
             }
         )
 

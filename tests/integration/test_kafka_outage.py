@@ -1,0 +1,137 @@
+"""Broker outages on the real Kafka broker: subscribers are told, then catch up (issue 3, B25)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiokafka.errors import OutOfOrderSequenceNumber
+
+from clients.client import SportsbookClient
+from tests.integration.test_kafka_bus import BASIC, GREYHOUNDS, _changes, _kafka_server, _publisher
+
+MARKET = "1.132153978"
+
+
+@pytest.fixture
+async def restore_broker(kafka_broker: Any) -> AsyncIterator[None]:
+    yield
+    await asyncio.to_thread(kafka_broker.start)  # whatever happened, the next test has a broker
+
+
+class _Collector:
+    """Reads every frame of one stream, checking each market's seq only ever goes up."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self.seqs: dict[str, int] = {}
+        self.rewinds: list[tuple[str, int, int]] = []
+        self.changed = asyncio.Event()
+
+    def add(self, frame: dict[str, Any]) -> None:
+        self.frames.append(frame)
+        entries = [frame["market"]] if frame["kind"] == "snapshot" else frame.get("markets", [])
+        for entry in entries:
+            market_id, seq = entry["marketId"], entry["seq"]
+            if seq <= self.seqs.get(market_id, 0):
+                self.rewinds.append((market_id, self.seqs[market_id], seq))
+            self.seqs[market_id] = max(seq, self.seqs.get(market_id, 0))
+        self.changed.set()
+
+    def statuses(self) -> list[tuple[bool, str | None]]:
+        return [(f["feedHealthy"], f.get("reason")) for f in self.frames if f["kind"] == "status"]
+
+    async def until(self, condition: Any, timeout_s: float) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not condition():
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def test_killing_the_broker_mid_replay_tells_subscribers_then_they_catch_up(
+    kafka_broker: Any, price_topic: str, restore_broker: None
+) -> None:
+    """Issue 3: health status while the broker is gone, then every change; seq never goes back."""
+    changes = _changes(BASIC)
+    server = await _kafka_server(kafka_broker.bootstrap, price_topic)
+    publisher = await _publisher(kafka_broker.bootstrap, price_topic)
+    try:
+        await publisher.publish(changes[0])
+        await publisher.flush()
+        await server.hub.wait_position(1)
+        collector = _Collector()
+        async with SportsbookClient.connect(f"tcp://127.0.0.1:{server.tcp_port}") as client:
+            stream = client.odds_stream(market_ids=[MARKET], window=4096)
+
+            async def read() -> None:
+                while True:
+                    collector.add(await stream.next_frame())
+
+            reading = asyncio.create_task(read())
+
+            async def feed() -> None:
+                for change in changes[1:]:
+                    await publisher.publish(change)
+                    await asyncio.sleep(0.01)
+                await publisher.flush()
+
+            feeding = asyncio.create_task(feed())
+            await collector.until(lambda: collector.seqs.get(MARKET, 0) >= 50, 20)
+            tasks_before = len(asyncio.all_tasks())
+            await asyncio.to_thread(kafka_broker.kill)
+            await collector.until(lambda: (False, "bus unreachable") in collector.statuses(), 30)
+            await asyncio.to_thread(kafka_broker.start)
+            await feeding
+            await collector.until(lambda: collector.seqs.get(MARKET, 0) == 361, 60)
+            await collector.until(lambda: collector.statuses()[-1] == (True, None), 30)
+            reading.cancel()
+        assert collector.statuses() == [(False, "bus unreachable"), (True, None)]
+        assert collector.rewinds == []
+        book = server.hub.book(MARKET)
+        assert book is not None and book.seq == 361
+        assert server.hub.position >= 361  # re-sent records may add offsets, never seqs
+        assert server.hub.stale_updates == server.hub.position - 361
+        async with asyncio.timeout(10):  # nothing left behind by the outage
+            while len(asyncio.all_tasks()) > tasks_before:
+                await asyncio.sleep(0.1)
+    finally:
+        await publisher.close()
+        await server.stop()
+
+
+async def test_a_producer_failing_for_good_is_replaced_and_nothing_is_lost_or_doubled(
+    kafka_broker: Any, price_topic: str
+) -> None:
+    """FIELD_CASES B25: after an outage aiokafka's idempotent producer failed every send with
+    OutOfOrderSequenceNumber until restarted. The publisher makes a new one and re-sends."""
+    changes = _changes(GREYHOUNDS)
+    publisher = await _publisher(kafka_broker.bootstrap, price_topic)
+    try:
+        for change in changes[:30]:
+            await publisher.publish(change)
+        await publisher.flush()
+        broken = publisher._producer
+        assert broken is not None
+
+        async def fails_for_ever(*_args: object, **_kwargs: object) -> asyncio.Future[Any]:
+            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            failed.set_exception(OutOfOrderSequenceNumber())
+            return failed
+
+        broken.send = fails_for_ever  # type: ignore[method-assign]
+        for change in changes[30:]:
+            await publisher.publish(change)
+        await publisher.flush()
+        assert publisher.producer_restarts == 1
+        assert publisher._producer is not broken
+    finally:
+        await publisher.close()
+    server = await _kafka_server(kafka_broker.bootstrap, price_topic)
+    try:
+        book = server.hub.book("1.197931750")
+        assert book is not None and book.seq == 80
+        assert (server.hub.position, server.hub.stale_updates) == (80, 0)
+    finally:
+        await server.stop()
