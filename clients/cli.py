@@ -29,7 +29,10 @@ from clients.odds_table import render_market
 from clients.shared_data import demo_recordings
 from rsocket_server import logs
 from rsocket_server.app import FeedRunner, ServerConfig, SportsbookServer
+from rsocket_server.workers import WorkerFailed, supervise
 from sportsbook_core.odds_formats import OddsFormat
+from streams.feed_process import FeedReplayConfig, run_feed_replay
+from streams.kafka_bus import PRICES_TOPIC, KafkaBusError
 from streams.simulator import SimulatorConfig, simulate
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -103,6 +106,26 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
     return value
+
+
+def _kafka_address(text: str) -> str:
+    """HOST:PORT[,HOST:PORT…], each port 1..65535."""
+    for address in text.split(","):
+        host, _, port = address.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise argparse.ArgumentTypeError(f"expected HOST:PORT[,HOST:PORT…], got {text!r}")
+    return text
+
+
+def _kafka_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument(
+        "--kafka",
+        type=_kafka_address,
+        required=required,
+        metavar="HOST:PORT",
+        help="Kafka bootstrap servers (the price bus)",
+    )
+    parser.add_argument("--topic", default=PRICES_TOPIC, help="price topic (default %(default)s)")
 
 
 def _simulation(text: str) -> SimulatorConfig:
@@ -205,6 +228,28 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--web-root", type=Path, default=None)
     serve.add_argument("--no-uvloop", action="store_true")
     serve.add_argument("--progress", action="store_true", help="show replay progress")
+    _kafka_options(serve, required=False)
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="N ≥ 1 server processes sharing the ports (SO_REUSEPORT); needs --kafka",
+    )
+    serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+
+    feed = commands.add_parser("feed", help="publish a feed to the Kafka price bus")
+    feed_commands = feed.add_subparsers(dest="feed_command", required=True)
+    feed_replay = feed_commands.add_parser("replay", help="replay recordings into Kafka")
+    feed_replay.add_argument("files", nargs="+", type=_recording, metavar="FILE")
+    _kafka_options(feed_replay, required=True)
+    feed_replay.add_argument(
+        "--speed",
+        type=_positive_float,
+        default=None,
+        help="real time × N, N > 0 (default: flat out)",
+    )
+    feed_replay.add_argument("--loop", action="store_true", help="replay again and again")
+    feed_replay.add_argument("--quiet", action="store_true", help="no progress bar")
 
     events = commands.add_parser("events", help="list events and their markets")
     _common_client(events)
@@ -234,15 +279,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Also after the command (`sportsbook serve --log-level info`, `make run ARGS=…`);
     # SUPPRESS: when absent there, the value given before the command stands.
-    for command in (serve, events, market, odds):
+    for command in (serve, feed_replay, events, market, odds):
         _log_level_option(command, argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     logs.configure(args.log_level)
-    runner = {"serve": _serve, "events": _events, "market": _market, "odds": _odds}
+    runner = {
+        "serve": _serve,
+        "feed": _feed,
+        "events": _events,
+        "market": _market,
+        "odds": _odds,
+    }
     try:
         if args.command == "serve" and not args.no_uvloop:
             _install_uvloop()
@@ -255,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _StdoutClosed:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
-    except (SportsbookError, CliError, OSError) as error:
+    except (SportsbookError, CliError, OSError, KafkaBusError, WorkerFailed) as error:
         message, code = _failure(error)
         print(f"error: {message}", file=sys.stderr)
         return code
@@ -270,8 +323,10 @@ def _failure(error: Exception) -> tuple[str, int]:
         return f"{error.code}: {error.message}", 2
     if isinstance(error, CliError):
         return str(error), error.exit_code
-    if isinstance(error, ConnectFailed):
+    if isinstance(error, ConnectFailed | KafkaBusError):
         return str(error), 3
+    if isinstance(error, WorkerFailed):
+        return str(error), error.code
     return f"cannot reach the server: {error}", 3
 
 
@@ -291,6 +346,11 @@ def _install_uvloop() -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    _check_scale_out(args)
+    if args.workers > 1:
+        return await supervise(args.workers, _worker_args(args.argv))
+    if args.kafka:
+        return await _serve_kafka(args)
     try:
         files = [] if args.simulate else (list(args.replay) if args.replay else demo_recordings())
     except FileNotFoundError as error:
@@ -316,7 +376,72 @@ async def _serve(args: argparse.Namespace) -> int:
             f"sportsbook: replaying {len(files)} real recordings at "
             f"{'flat out' if config.speed is None else f'{config.speed:g}x'}"
         )
-    host = args.host
+    return await _serve_until_stopped(server, args)
+
+
+def _check_scale_out(args: argparse.Namespace) -> None:
+    if args.kafka and (args.replay is not None or args.simulate):
+        raise CliError(
+            "serve --kafka reads prices from the bus; publish them with "
+            "`sportsbook feed replay FILE… --kafka HOST:PORT`",
+            2,
+        )
+    if args.workers > 1 and not args.kafka:
+        raise CliError("--workers needs --kafka: every worker must read the same price bus", 2)
+    if args.workers > 1 and 0 in (args.tcp_port, args.http_port):
+        raise CliError("--workers needs fixed ports (the workers share them)", 2)
+
+
+def _worker_args(argv: Sequence[str]) -> list[str]:
+    """The command line each worker runs: this one without ``--workers``."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            out.append(arg)
+    return out
+
+
+async def _serve_kafka(args: argparse.Namespace) -> int:
+    config = ServerConfig(
+        host=args.host,
+        tcp_port=args.tcp_port,
+        http_port=args.http_port,
+        max_lifetime_s=args.max_lifetime,
+        web_root=args.web_root,
+        kafka=args.kafka,
+        kafka_topic=args.topic,
+        reuse_port=args.worker_index is not None,
+    )
+    server = SportsbookServer(config)
+    await _start(server, None)
+    if args.worker_index is not None:
+        _out(f"sportsbook: worker {args.worker_index} ready (pid {os.getpid()})")
+        return await _serve_until_stopped(server, args, banner=False)
+    markets = sum(1 for _ in server.hub.books())
+    _out(f"sportsbook: prices from Kafka {args.kafka} topic {args.topic} ({markets} markets)")
+    return await _serve_until_stopped(server, args)
+
+
+async def _serve_until_stopped(
+    server: SportsbookServer, args: argparse.Namespace, banner: bool = True
+) -> int:
+    if banner:
+        _print_addresses(server, args.host)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+    return 0
+
+
+def _print_addresses(server: SportsbookServer, host: str) -> None:
     tcp_url = f"tcp://{host}:{server.tcp_port}"
     url = "" if tcp_url == DEFAULT_URL else f" --url {tcp_url}"
     _out(f"  browser:   http://{host}:{server.http_port}/")
@@ -326,12 +451,22 @@ async def _serve(args: argparse.Namespace) -> int:
         f"  try:       .venv/bin/sportsbook events{url}   then   "
         f".venv/bin/sportsbook odds --market <marketId>{url}"
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop()
+
+
+async def _feed(args: argparse.Namespace) -> int:
+    config = FeedReplayConfig(
+        files=list(args.files),
+        kafka=args.kafka,
+        topic=args.topic,
+        speed=args.speed,
+        loop=args.loop,
+        progress=not args.quiet,
+    )
+    result = await run_feed_replay(config)
+    _out(
+        f"feed: published {result.published} updates to {args.topic} in {result.seconds:g}s "
+        f"({result.rejected} changes rejected, {result.producer_restarts} producer restarts)"
+    )
     return 0
 
 
