@@ -12,10 +12,9 @@ Design (docs/KAFKA.md):
   with the ``seq`` the publisher's :class:`MarketSequencer` gave it. The topic
   is compacted, so a server that starts late reads the newest state of every
   market and an older or repeated record is recognised by its ``seq`` (B25).
-* The producer is idempotent. A producer that fails (B25: after a broker
-  outage aiokafka's idempotent producer can be left failing for ever) is
-  closed and made anew, and everything not yet acknowledged is sent again, in
-  order; a duplicate that results is dropped by every reader by its ``seq``.
+* The producer is idempotent and replaces itself when it fails, re-sending
+  what was not acknowledged (B25, :mod:`streams.kafka_publisher`); a duplicate
+  that results is dropped by every reader by its ``seq``.
 * Readers watch the broker: unreachable, or far behind the topic's end, is a
   bus health change the hub turns into ``status`` frames.
 """
@@ -27,12 +26,11 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
@@ -47,6 +45,7 @@ from streams.bus_codec import (
     encode_update,
     record_key,
 )
+from streams.kafka_publisher import ReliableProducer
 
 log = logging.getLogger("sportsbook.kafka")
 
@@ -71,13 +70,6 @@ class KafkaSettings:
     lagging_records: int = 50_000
 
 
-@dataclass(slots=True)
-class _Unacked:
-    key: bytes
-    value: bytes
-    future: asyncio.Future[Any] | None
-
-
 class KafkaPriceBus:
     """:class:`~streams.bus.PriceBus` on one Kafka topic partition."""
 
@@ -88,12 +80,10 @@ class KafkaPriceBus:
         self._epoch = ""
         self._position = 0
         self._sequencer = MarketSequencer()
-        self._producer: AIOKafkaProducer | None = None
-        self._unacked: deque[_Unacked] = deque()
+        self._publisher: ReliableProducer | None = None
         self._closed = False
         self.rejected_changes = 0
         self.undecodable_records = 0
-        self.producer_restarts = 0
         self.healthy = True
 
     # ---- set-up ------------------------------------------------------------
@@ -202,97 +192,31 @@ class KafkaPriceBus:
                 return
             item = sequenced
         value = encode_status(item) if isinstance(item, FeedStatus) else encode_update(item)
-        await self._send(record_key(item), value)
-
-    async def _send(self, key: bytes, value: bytes) -> None:
-        while len(self._unacked) >= self.settings.max_in_flight:
-            await self._settle_oldest()
-        entry = _Unacked(key, value, None)
-        self._unacked.append(entry)
-        try:
-            entry.future = await self._live_producer().send(
-                self.settings.topic, value, key=key, partition=0
-            )
-        except KafkaError as error:
-            await self._recover(error)
+        await self._live_publisher().send(record_key(item), value)
         self._position += 1
 
-    async def _settle_oldest(self) -> None:
-        entry = self._unacked[0]
-        try:
-            if entry.future is None:
-                raise KafkaBusError("record was never handed to the producer")
-            await entry.future
-        except (KafkaError, KafkaBusError) as error:
-            await self._recover(error)
-            return
-        self._unacked.popleft()
+    async def start_publisher(self) -> None:
+        self._publisher = ReliableProducer(
+            self.settings.bootstrap,
+            self.settings.topic,
+            client_id=f"{self.settings.client_id}-feed",
+            max_in_flight=self.settings.max_in_flight,
+            request_timeout_ms=self.settings.request_timeout_ms,
+        )
+        await self._publisher.start()
 
     async def flush(self) -> None:
         """Until every record published so far is acknowledged by the broker."""
-        while self._unacked:
-            await self._settle_oldest()
+        await self._live_publisher().flush()
 
-    def _live_producer(self) -> AIOKafkaProducer:
-        if self._producer is None:
+    @property
+    def producer_restarts(self) -> int:
+        return 0 if self._publisher is None else self._publisher.restarts
+
+    def _live_publisher(self) -> ReliableProducer:
+        if self._publisher is None:
             raise KafkaBusError("publisher not started (call start_publisher)")
-        return self._producer
-
-    async def start_publisher(self) -> None:
-        self._producer = await self._new_producer()
-
-    async def _new_producer(self) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap,
-            client_id=f"{self.settings.client_id}-feed",
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=2,
-            request_timeout_ms=self.settings.request_timeout_ms,
-        )
-        try:
-            await producer.start()
-        except BaseException:
-            await producer.stop()
-            raise
-        return producer
-
-    async def _recover(self, error: BaseException) -> None:
-        """B25: a failed producer is replaced, and what it had not confirmed is sent again."""
-        while True:
-            log.warning("producer failed; recreating it", extra={"error": repr(error)})
-            await self._replace_producer()
-            try:
-                await self._resend_unacked()
-            except KafkaError as again:
-                error = again
-                continue
-            return
-
-    async def _replace_producer(self) -> None:
-        old, self._producer = self._producer, None
-        if old is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(old.stop(), 5.0)
-        delay = 0.5
-        while self._producer is None:
-            try:
-                self._producer = await self._new_producer()
-            except (KafkaError, OSError) as error:
-                log.warning("broker still unreachable", extra={"error": repr(error)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        self.producer_restarts += 1
-
-    async def _resend_unacked(self) -> None:
-        producer = self._live_producer()
-        for entry in self._unacked:
-            entry.future = None
-        for entry in self._unacked:
-            entry.future = await producer.send(
-                self.settings.topic, entry.value, key=entry.key, partition=0
-            )
-        log.info("producer recreated", extra={"resent": len(self._unacked)})
+        return self._publisher
 
     # ---- reading ---------------------------------------------------------------
     async def read(
@@ -385,7 +309,5 @@ class KafkaPriceBus:
 
     async def close(self) -> None:
         self._closed = True
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), 10.0)
+        if self._publisher is not None:
+            await self._publisher.close()

@@ -10,6 +10,7 @@ import pytest
 from aiokafka.errors import OutOfOrderSequenceNumber
 
 from clients.client import SportsbookClient
+from streams.kafka_bus import KafkaPriceBus, KafkaSettings
 from tests.integration.test_kafka_bus import BASIC, GREYHOUNDS, _changes, _kafka_server, _publisher
 
 MARKET = "1.132153978"
@@ -112,7 +113,8 @@ async def test_a_producer_failing_for_good_is_replaced_and_nothing_is_lost_or_do
         for change in changes[:30]:
             await publisher.publish(change)
         await publisher.flush()
-        broken = publisher._producer
+        assert publisher._publisher is not None
+        broken = publisher._publisher.producer
         assert broken is not None
 
         async def fails_for_ever(*_args: object, **_kwargs: object) -> asyncio.Future[Any]:
@@ -125,7 +127,7 @@ async def test_a_producer_failing_for_good_is_replaced_and_nothing_is_lost_or_do
             await publisher.publish(change)
         await publisher.flush()
         assert publisher.producer_restarts == 1
-        assert publisher._producer is not broken
+        assert publisher._publisher.producer is not broken
     finally:
         await publisher.close()
     server = await _kafka_server(kafka_broker.bootstrap, price_topic)
@@ -135,3 +137,38 @@ async def test_a_producer_failing_for_good_is_replaced_and_nothing_is_lost_or_do
         assert (server.hub.position, server.hub.stale_updates) == (80, 0)
     finally:
         await server.stop()
+
+
+async def test_a_reader_far_behind_the_topic_end_reports_the_bus_lagging_until_it_catches_up(
+    kafka_broker: Any, price_topic: str
+) -> None:
+    """Issue 3, item 6: "if the bus falls behind … subscribers are told"."""
+    publisher = await _publisher(kafka_broker.bootstrap, price_topic)
+    for change in _changes(GREYHOUNDS):
+        await publisher.publish(change)
+    await publisher.flush()
+    await publisher.close()
+    health: list[tuple[bool, str | None]] = []
+    settings = KafkaSettings(
+        kafka_broker.bootstrap, price_topic, health_interval_s=0.1, lagging_records=10
+    )
+    reader = KafkaPriceBus(settings, on_health=lambda ok, why: health.append((ok, why)))
+    await reader.start()
+    records = reader.read(0, max_batch=5)
+    try:
+        first = await anext(records)
+        assert [r.position for r in first] == [0, 1, 2, 3, 4]
+        async with asyncio.timeout(10):  # the hub is stuck: 75 records behind
+            while not health:
+                await asyncio.sleep(0.05)
+        assert health == [(False, "bus lagging")]
+        position = first[-1].position
+        while position < 79:
+            position = (await anext(records))[-1].position
+        async with asyncio.timeout(10):
+            while len(health) < 2:
+                await asyncio.sleep(0.05)
+        assert health == [(False, "bus lagging"), (True, None)]
+    finally:
+        await records.aclose()
+        await reader.close()

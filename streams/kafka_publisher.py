@@ -1,0 +1,192 @@
+"""An idempotent Kafka producer that never stays broken (FIELD_CASES B25).
+
+After a broker outage aiokafka's idempotent producer can fail every send
+with ``OutOfOrderSequenceNumber`` until it is restarted, and a publisher that
+only awaits a send's future when its buffer is full does not even notice.
+Here an acker task awaits every record's acknowledgement in order; the first
+failure closes the producer, makes a new one (retrying while the broker is
+away) and re-sends everything not yet acknowledged, in order. A re-sent record
+that had in fact been written is a duplicate its readers drop by ``seq``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+log = logging.getLogger("sportsbook.kafka")
+
+
+@dataclass(slots=True)
+class _Unacked:
+    key: bytes
+    value: bytes
+    future: asyncio.Future[Any] | None = None
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """The acker reads each outcome; this stops asyncio logging superseded ones as lost."""
+    if not future.cancelled():
+        future.exception()
+
+
+class ReliableProducer:
+    """Sends to one partition of one topic; ``send`` waits while ``max_in_flight`` are unacked."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        client_id: str,
+        max_in_flight: int,
+        request_timeout_ms: int,
+    ) -> None:
+        self._bootstrap, self._topic, self._client_id = bootstrap, topic, client_id
+        self._max_in_flight = max_in_flight
+        self._request_timeout_ms = request_timeout_ms
+        self.producer: AIOKafkaProducer | None = None
+        self._unacked: deque[_Unacked] = deque()
+        self._lock = asyncio.Lock()  # one producer replacement or send at a time
+        self._tick = asyncio.Event()
+        self._acker: asyncio.Task[None] | None = None
+        self.restarts = 0
+        self.acknowledged = 0
+
+    async def start(self) -> None:
+        self.producer = await self._new_producer()
+        self._acker = asyncio.create_task(self._ack_loop(), name="kafka-acker")
+
+    @property
+    def unacknowledged(self) -> int:
+        return len(self._unacked)
+
+    async def send(self, key: bytes, value: bytes) -> None:
+        await self._until(lambda: len(self._unacked) < self._max_in_flight)
+        entry = _Unacked(key, value)
+        self._unacked.append(entry)
+        async with self._lock:
+            try:
+                if entry.future is None:  # else a recovery while we waited re-sent it
+                    entry.future = await self._send_now(entry)
+            except KafkaError as error:
+                await self._recover(error)
+        self._notify()
+
+    async def flush(self) -> None:
+        """Until every record sent so far is acknowledged."""
+        await self._until(lambda: not self._unacked)
+
+    async def close(self) -> None:
+        if self._acker is not None:
+            self._acker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._acker
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 10.0)
+
+    # ---- waiting ---------------------------------------------------------------
+    def _notify(self) -> None:
+        self._tick.set()
+        self._tick = asyncio.Event()
+
+    async def _until(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            await self._tick.wait()
+
+    # ---- acknowledgements --------------------------------------------------------
+    async def _ack_loop(self) -> None:
+        while True:
+            try:
+                await self._ack_oldest()
+            except Exception:  # the acker must outlive any surprise, or flush() hangs
+                log.exception("acker failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def _ack_oldest(self) -> None:
+        await self._until(lambda: bool(self._unacked) and self._unacked[0].future is not None)
+        entry = self._unacked[0]
+        future = entry.future
+        assert future is not None
+        await asyncio.wait([future])  # never cancels the send itself
+        error = None if future.cancelled() else future.exception()
+        if error is None and not future.cancelled():
+            if self._unacked and self._unacked[0] is entry:
+                self._unacked.popleft()
+                self.acknowledged += 1
+                self._notify()
+            return
+        async with self._lock:
+            if entry.future is future:  # not already re-sent by another recovery
+                await self._recover(error or KafkaError("send cancelled"))
+        self._notify()
+
+    # ---- recovery (under the lock) ----------------------------------------------------
+    async def _recover(self, error: BaseException) -> None:
+        while True:
+            log.warning("producer failed; recreating it", extra={"error": repr(error)})
+            await self._replace_producer()
+            try:
+                await self._resend_unacked()
+            except KafkaError as again:
+                error = again
+                continue
+            return
+
+    async def _replace_producer(self) -> None:
+        old, self.producer = self.producer, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(old.stop(), 5.0)
+        delay = 0.5
+        while self.producer is None:
+            try:
+                self.producer = await self._new_producer()
+            except (KafkaError, OSError) as error:
+                log.warning("broker still unreachable", extra={"error": repr(error)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.restarts += 1
+
+    async def _resend_unacked(self) -> None:
+        pending = list(self._unacked)
+        for entry in pending:
+            entry.future = None
+        for entry in pending:
+            entry.future = await self._send_now(entry)
+        log.info("producer recreated", extra={"resent": len(pending)})
+
+    async def _send_now(self, entry: _Unacked) -> asyncio.Future[Any]:
+        if self.producer is None:
+            raise KafkaError("no producer")
+        future: asyncio.Future[Any] = await self.producer.send(
+            self._topic, entry.value, key=entry.key, partition=0
+        )
+        future.add_done_callback(_retrieve)
+        return future
+
+    async def _new_producer(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            request_timeout_ms=self._request_timeout_ms,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
