@@ -51,6 +51,15 @@ async def _publisher(bootstrap: str, topic: str) -> KafkaPriceBus:
     return bus
 
 
+async def _publish_all(bootstrap: str, topic: str, name: str) -> None:
+    """Every change of recording ``name`` on ``topic``, acknowledged."""
+    publisher = await _publisher(bootstrap, topic)
+    for change in _changes(name):
+        await publisher.publish(change)
+    await publisher.flush()
+    await publisher.close()
+
+
 async def _kafka_server(bootstrap: str, topic: str) -> SportsbookServer:
     server = SportsbookServer(
         ServerConfig(tcp_port=0, http_port=0, kafka=bootstrap, kafka_topic=topic)

@@ -11,7 +11,14 @@ from aiokafka.errors import OutOfOrderSequenceNumber
 
 from clients.client import SportsbookClient
 from streams.kafka_bus import KafkaPriceBus, KafkaSettings
-from tests.integration.test_kafka_bus import BASIC, GREYHOUNDS, _changes, _kafka_server, _publisher
+from tests.integration.test_kafka_bus import (
+    BASIC,
+    GREYHOUNDS,
+    _changes,
+    _kafka_server,
+    _publish_all,
+    _publisher,
+)
 
 MARKET = "1.132153978"
 
@@ -143,11 +150,7 @@ async def test_a_reader_far_behind_the_topic_end_reports_the_bus_lagging_until_i
     kafka_broker: Any, price_topic: str
 ) -> None:
     """Issue 3, item 6: "if the bus falls behind … subscribers are told"."""
-    publisher = await _publisher(kafka_broker.bootstrap, price_topic)
-    for change in _changes(GREYHOUNDS):
-        await publisher.publish(change)
-    await publisher.flush()
-    await publisher.close()
+    await _publish_all(kafka_broker.bootstrap, price_topic, GREYHOUNDS)
     health: list[tuple[bool, str | None]] = []
     settings = KafkaSettings(
         kafka_broker.bootstrap, price_topic, health_interval_s=0.1, lagging_records=10

@@ -15,7 +15,7 @@ import pytest
 
 from clients.cli import main
 from clients.client import SportsbookClient
-from tests.integration.test_kafka_bus import GREYHOUNDS, _changes, _publisher
+from tests.integration.test_kafka_bus import GREYHOUNDS, _publish_all
 from tests.testkit.live_server import REPO
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
@@ -48,11 +48,7 @@ async def _health_pid(http_port: int) -> int:
 async def test_two_workers_share_the_ports_serve_the_same_prices_and_stop_together(
     kafka_broker: Any, price_topic: str
 ) -> None:
-    publisher = await _publisher(kafka_broker.bootstrap, price_topic)
-    for change in _changes(GREYHOUNDS):
-        await publisher.publish(change)
-    await publisher.flush()
-    await publisher.close()
+    await _publish_all(kafka_broker.bootstrap, price_topic, GREYHOUNDS)
     tcp_port, http_port = _free_port(), _free_port()
     command = [sys.executable, "-m", "clients.cli", "serve", "--workers", "2"]
     command += ["--kafka", kafka_broker.bootstrap, "--topic", price_topic]
