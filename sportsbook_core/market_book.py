@@ -86,12 +86,19 @@ class MarketDelta:
 
 @dataclass(frozen=True, slots=True)
 class MarketBook:
-    """One market's state at ``seq``. Immutable: ``apply`` returns a new book."""
+    """One market's state at ``seq``. Immutable: ``apply`` returns a new book.
+
+    ``material_seq`` is the ``seq`` of the last *material* change: a suspension
+    or reopening (any status change), an in-play flip, a runner's status change,
+    or a resync/structure change. A bet priced on an older ``seq`` is refused
+    MARKET_CHANGED (PROTOCOL.md, Bet request; FIELD_CASES.md B10).
+    """
 
     definition: MarketDefinition
     prices: Mapping[str, Price | None] = field(default_factory=dict)
     seq: int = 0
     updated_at_ms: int = 0
+    material_seq: int = 0
 
     @property
     def market_id(self) -> str:
@@ -142,6 +149,7 @@ def apply_change(book: MarketBook | None, change: MarketChange) -> ApplyResult:
             _live_prices(change.definition, change.prices),
             1,
             change.published_at_ms,
+            material_seq=1,
         )
         return ApplyResult(fresh, MarketDelta(change.market_id, 1, resync=True))
     definition = book.definition
@@ -164,8 +172,21 @@ def apply_change(book: MarketBook | None, change: MarketChange) -> ApplyResult:
     if delta.is_empty and definition == book.definition:
         return ApplyResult(book)
     seq = book.seq + (0 if delta.is_empty else 1)
-    new_book = MarketBook(definition, MappingProxyType(new_prices), seq, change.published_at_ms)
+    material_seq = seq if _is_material(delta) else book.material_seq
+    new_book = MarketBook(
+        definition, MappingProxyType(new_prices), seq, change.published_at_ms, material_seq
+    )
     return ApplyResult(new_book, None if delta.is_empty else replace(delta, seq=seq))
+
+
+def _is_material(delta: MarketDelta) -> bool:
+    """Suspended/reopened/closed, in-play flipped, a runner's status moved, or a resync."""
+    return (
+        delta.resync
+        or delta.status is not None
+        or delta.in_play is not None
+        or any(change.status is not None for change in delta.selections)
+    )
 
 
 def _check_lifecycle(current: MarketStatus, target: MarketStatus, relist: bool) -> None:
