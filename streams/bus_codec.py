@@ -98,6 +98,7 @@ def encode_update(update: BookUpdate) -> bytes:
             "type": "update",
             "marketId": book.market_id,
             "seq": book.seq,
+            "materialSeq": book.material_seq,
             "publishedAt": book.updated_at_ms,
             "book": book_fields,
             "delta": _delta_fields(delta),
@@ -364,8 +365,15 @@ def _decode_update(record: _Fields) -> BookUpdate:
         MappingProxyType({sid: prices.opt_price(sid) for sid in prices}),
         seq,
         record.get("publishedAt", int),
+        _material_seq(record, seq),
     )
     return BookUpdate(market_book, _decode_delta(market_id, seq, record.obj("delta")))
+
+
+def _material_seq(record: _Fields, seq: int) -> int:
+    """The seq of the last material change (B10); a record without it counts as changed now."""
+    material = record.opt("materialSeq", int)
+    return seq if material is None else material
 
 
 def _decode_definition(market_id: str, f: _Fields) -> MarketDefinition:

@@ -187,7 +187,7 @@ def small_market() -> BookUpdate:
     )
     five_to_two = Price.from_fraction(5, 2)
     prices = MappingProxyType({"101": five_to_two, "102": None, "103": None})
-    book = MarketBook(definition, prices, 4, 1718717102123)
+    book = MarketBook(definition, prices, 4, 1718717102123, material_seq=3)
     delta = MarketDelta(
         "1.234",
         4,
@@ -205,6 +205,7 @@ SMALL_MARKET_WIRE: dict[str, Any] = {
     "type": "update",
     "marketId": "1.234",
     "seq": 4,
+    "materialSeq": 3,
     "publishedAt": 1718717102123,
     "book": {
         "eventId": "29001",
