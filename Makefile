@@ -30,14 +30,17 @@ typecheck: install
 unit: install
 	$(BIN)/pytest tests/unit tests/acceptance -q
 
-# The integration tests use a real Kafka broker (infra/kafka/kafka.sh): reuse one
-# that is running, else start it and stop it again on exit (also when pytest
-# fails or on Ctrl-C; a reused broker is left running). Exits with pytest's status.
+# The integration tests use a real Kafka broker (infra/kafka/kafka.sh) and a real
+# PostgreSQL (infra/postgres/pg.sh): reuse each one that is running, else start it
+# and stop it again on exit (also when pytest fails or on Ctrl-C; a reused one is
+# left running). Exits with pytest's status.
 KAFKA_SH := infra/kafka/kafka.sh
+PG_SH := infra/postgres/pg.sh
 test: install lint typecheck
-	@started=0; kafka="127.0.0.1:$${KAFKA_PORT:-19092}"; \
+	@started=0; pg_started=0; kafka="127.0.0.1:$${KAFKA_PORT:-19092}"; \
 	trap 'rc=$$?; trap "" INT TERM; \
-	  if [[ $$started == 1 ]]; then $(KAFKA_SH) stop || true; fi; exit $$rc' EXIT; \
+	  if [[ $$started == 1 ]]; then $(KAFKA_SH) stop || true; fi; \
+	  if [[ $$pg_started == 1 ]]; then $(PG_SH) stop || true; fi; exit $$rc' EXIT; \
 	trap 'exit 130' INT; trap 'exit 143' TERM; \
 	if $(KAFKA_SH) status >/dev/null; then \
 	  echo "make test: reusing the running Kafka on $$kafka"; \
@@ -45,6 +48,13 @@ test: install lint typecheck
 	  started=1; $(KAFKA_SH) up || exit; \
 	  echo "make test: started Kafka on $$kafka (stopped again at the end)"; \
 	fi; \
+	if $(PG_SH) status >/dev/null; then \
+	  echo "make test: reusing the running PostgreSQL"; \
+	else \
+	  pg_started=1; $(PG_SH) start || exit; \
+	  echo "make test: started PostgreSQL (stopped again at the end)"; \
+	fi; \
+	export SPORTSBOOK_TEST_DATABASE="$$($(PG_SH) url)"; \
 	SPORTSBOOK_TEST_KAFKA="$$kafka" $(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: install

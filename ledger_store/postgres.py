@@ -1,0 +1,553 @@
+"""The production ledger: PostgreSQL through an asyncpg pool.
+
+Same behaviour as :mod:`ledger_store.sqlite` (same tests). Each write is one
+transaction on one pooled connection, READ COMMITTED, and serialises on the
+account's row: ``SELECT … FOR UPDATE`` on ``accounts`` comes first, so the
+balance check, the idempotency look-up (which runs after the lock, on a fresh
+snapshot) and the writes see every earlier placement on that account, while
+placements on different accounts run in parallel. Rows are always locked in one
+order — account, then bet, then exposure rows sorted by (market, selection) —
+so two transactions cannot deadlock on each other.
+
+``UNIQUE (account_id, request_id)`` is the final guard: should two retries of
+one request ever both get past the look-up, the loser's transaction fails on
+it and is run again, and then answers ``replayed`` (or ``conflict``).
+
+Bet ids come from the sequence ``bet_seq`` (unique across restarts and
+processes; a rolled-back transaction may leave a gap, never a duplicate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from ledger_store import migrations
+from ledger_store.store import (
+    BETS_TOPIC,
+    Account,
+    AccountExists,
+    BetStatus,
+    OutboxEvent,
+    Outcome,
+    Placement,
+    PlaceOutcome,
+    Receipt,
+    ReferenceConflict,
+    StoreBusy,
+    StoreClosed,
+    StoredBet,
+    StoreError,
+    UnknownAccount,
+    bet_event,
+    check_deposit,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    liability_detail,
+    list_filter,
+)
+from sportsbook_core.ledger import EntryKind, LedgerEntry, bet_id_for
+
+DEFAULT_POOL_SIZE = 10
+DEFAULT_QUEUE_SIZE = 1024
+MIGRATION_LOCK = 0x5B0_0C1ED6E  # pg_advisory_xact_lock key: one migrator at a time
+REQUEST_UNIQUE = "bets_request_unique"
+
+_ACCOUNT_BY_ID = """SELECT a.account_id, a.currency, a.limits,
+    (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e
+        WHERE e.account_id = a.account_id)::bigint AS balance,
+    (SELECT COUNT(*) FROM bets b
+        WHERE b.account_id = a.account_id AND b.status IN ('PENDING', 'ACCEPTED')) AS open_bets
+FROM accounts a WHERE a.account_id = $1"""
+_ACCOUNT_BY_HASH = """SELECT a.account_id, a.currency, a.limits,
+    (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e
+        WHERE e.account_id = a.account_id)::bigint AS balance,
+    (SELECT COUNT(*) FROM bets b
+        WHERE b.account_id = a.account_id AND b.status IN ('PENDING', 'ACCEPTED')) AS open_bets
+FROM accounts a WHERE a.token_hash = $1"""
+# Adds the bet's liabilities to the book's exposure rows (locking them, in sorted
+# order) and, unless one then exceeds the limit ($4, NULL: none), allocates the bet
+# id. One row: the first selection over the limit, or seq.
+_EXPOSE_AND_ALLOCATE = """WITH up AS (
+    INSERT INTO exposure AS x (market_id, selection_id, liability)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+    ON CONFLICT (market_id, selection_id) DO UPDATE SET liability = x.liability + excluded.liability
+    RETURNING x.market_id, x.selection_id, x.liability
+), over AS (
+    SELECT market_id, selection_id, liability FROM up
+    WHERE $4::bigint IS NOT NULL AND liability > $4::bigint
+    ORDER BY market_id, selection_id LIMIT 1
+)
+SELECT over.market_id, over.selection_id, over.liability,
+    CASE WHEN over.market_id IS NULL THEN nextval('bet_seq') END AS seq
+FROM (VALUES (1)) AS one (n) LEFT JOIN over ON true"""
+# The bet, its STAKE entry, its exposure rows and its outbox event: one statement.
+_WRITE_BET = """WITH bet AS (
+    INSERT INTO bets (seq, bet_id, account_id, request_id, body_hash, status, total_stake,
+        receipt, placed_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+), stake AS (
+    INSERT INTO ledger_entries (account_id, kind, amount, bet_id, reference, created_at)
+    VALUES ($3, 'STAKE', -$7::bigint, $2, $4, $9)
+), legs AS (
+    INSERT INTO bet_exposures (bet_id, market_id, selection_id, liability)
+    SELECT $2, * FROM unnest($10::text[], $11::text[], $12::bigint[])
+)
+INSERT INTO outbox (topic, key, payload, created_at) VALUES ($13, $3, $14, $9)"""
+_GET_BET = """SELECT bet_id, account_id, request_id, body_hash, status, total_stake, receipt,
+    placed_at, updated_at
+FROM bets WHERE bet_id = $1 AND account_id = $2"""
+_LIST_BETS = """SELECT bet_id, account_id, request_id, body_hash, status, total_stake, receipt,
+    placed_at, updated_at, seq
+FROM bets
+WHERE account_id = $1 AND status = ANY($2::text[]) AND seq < $3
+ORDER BY seq DESC LIMIT $4"""
+
+
+class _Rollback(Exception):
+    """Raised inside a transaction to roll it back and still answer ``result``."""
+
+    def __init__(self, result: PlaceOutcome) -> None:
+        super().__init__()
+        self.result = result
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _init_connection(conn: Any) -> None:
+    for type_name in ("jsonb", "json"):
+        await conn.set_type_codec(
+            type_name,
+            encoder=lambda value: orjson.dumps(value).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+def _entry(r: Any) -> LedgerEntry:
+    kind = EntryKind(r["kind"])
+    return LedgerEntry(
+        r["entry_id"],
+        r["account_id"],
+        kind,
+        r["amount"],
+        r["bet_id"],
+        r["reference"],
+        r["created_at"],
+    )
+
+
+def _bet(row: Any) -> StoredBet:
+    return StoredBet(
+        row["bet_id"],
+        row["account_id"],
+        row["request_id"],
+        row["body_hash"],
+        row["status"],
+        row["total_stake"],
+        row["receipt"],
+        row["placed_at"],
+        row["updated_at"],
+    )
+
+
+class PostgresLedgerStore:
+    def __init__(self, pool: Any, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self._pool = pool
+        self._closed = False
+        self._queue_size = queue_size
+        self._placing = 0  # placements waiting for or holding a connection
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        **_ignored: Any,
+    ) -> PostgresLedgerStore:
+        """Connects (a pool of ``pool_size``) and applies missing migrations. At most
+        ``queue_size`` placements may be in flight; more raise :class:`StoreBusy`
+        at once, as the SQLite store's full queue does. Options meant only for the
+        SQLite store (``max_batch``, ``write_timeout``) are ignored."""
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size, init=_init_connection)
+        try:
+            await _migrate(pool)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool, queue_size=queue_size)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._pool.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the ledger store is closed")
+
+    # --- writes ----------------------------------------------------------------------
+
+    async def create_account(
+        self, account_id: str, currency: str, token_hash: str | None, limits: Mapping[str, Any]
+    ) -> Account:
+        self._check_open()
+        try:
+            await self._pool.execute(
+                "INSERT INTO accounts (account_id, currency, token_hash, limits, created_at)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                account_id,
+                currency,
+                token_hash,
+                dict(limits),
+                _now(),
+            )
+        except asyncpg.UniqueViolationError:
+            raise AccountExists(f"account {account_id!r} or its token already exists") from None
+        return Account(account_id, currency, 0, 0, orjson.loads(orjson.dumps(dict(limits))))
+
+    async def deposit(self, account_id: str, amount: int, reference: str) -> int:
+        check_deposit(amount, reference)
+        self._check_open()
+        for attempt in (1, 2):
+            try:
+                return await self._deposit_once(account_id, amount, reference)
+            except asyncpg.UniqueViolationError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _deposit_once(self, account_id: str, amount: int, reference: str) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            balance = await _lock_account(conn, account_id)
+            done = await conn.fetchval(
+                "SELECT amount FROM ledger_entries"
+                " WHERE account_id = $1 AND kind = 'DEPOSIT' AND reference = $2",
+                account_id,
+                reference,
+            )
+            if done is not None:
+                if done != amount:
+                    raise ReferenceConflict(f"deposit {reference!r} was {done}, not {amount}")
+                return balance
+            await _insert_entry(
+                conn,
+                account_id=account_id,
+                kind=EntryKind.DEPOSIT,
+                amount=amount,
+                bet_id=None,
+                reference=reference,
+            )
+            new_balance: int = await conn.fetchval(
+                "SELECT balance FROM accounts WHERE account_id = $1", account_id
+            )
+            return new_balance
+
+    async def place_bet(self, p: Placement) -> PlaceOutcome:
+        self._check_open()
+        if self._placing >= self._queue_size:
+            raise StoreBusy(f"{self._placing} placements already in flight")
+        self._placing += 1
+        try:
+            for attempt in (1, 2):
+                try:
+                    return await self._place_once(p)
+                except _Rollback as rollback:
+                    return rollback.result
+                except asyncpg.UniqueViolationError as exc:
+                    # Another transaction placed the same request first: run again to replay.
+                    if attempt == 2 or exc.constraint_name != REQUEST_UNIQUE:
+                        raise
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            self._placing -= 1
+
+    async def _place_once(self, p: Placement) -> PlaceOutcome:
+        async with self._pool.acquire() as conn, conn.transaction():
+            balance = await _lock_account(conn, p.account_id)
+            existing = await conn.fetchrow(
+                "SELECT bet_id, body_hash, receipt FROM bets"
+                " WHERE account_id = $1 AND request_id = $2",
+                p.account_id,
+                p.request_id,
+            )
+            if existing is not None:
+                if existing["body_hash"] != p.body_hash:
+                    return PlaceOutcome(Outcome.CONFLICT, existing["bet_id"], None, balance)
+                return PlaceOutcome(
+                    Outcome.REPLAYED, existing["bet_id"], existing["receipt"], balance
+                )
+            if balance < p.total_stake:
+                detail = {"balance": balance, "required": p.total_stake}
+                return PlaceOutcome(Outcome.INSUFFICIENT_FUNDS, None, None, balance, detail)
+            exposures = p.merged_exposures()
+            markets = [market_id for market_id, _, _ in exposures]
+            selections = [selection_id for _, selection_id, _ in exposures]
+            added = [liability for _, _, liability in exposures]
+            over = await conn.fetchrow(
+                _EXPOSE_AND_ALLOCATE, markets, selections, added, p.liability_limit
+            )
+            if over["seq"] is None:
+                key = (over["market_id"], over["selection_id"])
+                already = over["liability"] - next(v for m, s, v in exposures if (m, s) == key)
+                detail = liability_detail(
+                    over["market_id"], over["selection_id"], already, p.liability_limit or 0
+                )
+                raise _Rollback(PlaceOutcome(Outcome.LIABILITY_LIMIT, None, None, balance, detail))
+            seq: int = over["seq"]
+            bet_id = bet_id_for(seq)
+            balance_after = balance - p.total_stake
+            receipt = orjson.loads(orjson.dumps(p.receipt_for(bet_id, balance_after)))
+            payload = bet_event("PLACED", bet_id, p.account_id, str(p.status), receipt)
+            await conn.execute(
+                _WRITE_BET,
+                seq,
+                bet_id,
+                p.account_id,
+                p.request_id,
+                p.body_hash,
+                str(p.status),
+                p.total_stake,
+                receipt,
+                _now(),
+                markets,
+                selections,
+                added,
+                BETS_TOPIC,
+                payload,
+            )
+            return PlaceOutcome(Outcome.PLACED, bet_id, receipt, balance_after)
+
+    async def resolve_pending(self, bet_id: str, accepted: bool, receipt: Receipt) -> PlaceOutcome:
+        self._check_open()
+        receipt = orjson.loads(orjson.dumps(receipt))
+        target = BetStatus.ACCEPTED if accepted else BetStatus.REJECTED
+        async with self._pool.acquire() as conn, conn.transaction():
+            account_id = await conn.fetchval(
+                "SELECT account_id FROM bets WHERE bet_id = $1", bet_id
+            )
+            if account_id is None:
+                return PlaceOutcome(Outcome.NOT_FOUND, bet_id)
+            balance = await _lock_account(conn, account_id)
+            bet = await conn.fetchrow(
+                "SELECT status, total_stake, receipt FROM bets WHERE bet_id = $1 FOR UPDATE",
+                bet_id,
+            )
+            status = bet["status"]
+            if status != BetStatus.PENDING:
+                outcome = Outcome.REPLAYED if status == target else Outcome.CONFLICT
+                return PlaceOutcome(outcome, bet_id, bet["receipt"], balance, {"status": status})
+            await conn.execute(
+                "UPDATE bets SET status = $2, receipt = $3, updated_at = $4 WHERE bet_id = $1",
+                bet_id,
+                target.value,
+                receipt,
+                _now(),
+            )
+            if not accepted:
+                stake: int = bet["total_stake"]
+                await _insert_entry(
+                    conn,
+                    account_id=account_id,
+                    kind=EntryKind.REFUND,
+                    amount=stake,
+                    bet_id=bet_id,
+                    reference=f"rejected:{bet_id}",
+                )
+                await conn.execute(
+                    "SELECT 1 FROM exposure x JOIN bet_exposures be USING (market_id, selection_id)"
+                    " WHERE be.bet_id = $1 ORDER BY x.market_id, x.selection_id FOR UPDATE OF x",
+                    bet_id,
+                )
+                await conn.execute(
+                    "UPDATE exposure x SET liability = x.liability - be.liability"
+                    " FROM bet_exposures be WHERE be.bet_id = $1"
+                    " AND x.market_id = be.market_id AND x.selection_id = be.selection_id",
+                    bet_id,
+                )
+                balance += stake
+            payload = bet_event(target.value, bet_id, account_id, target.value, receipt)
+            await _outbox(conn, account_id, payload)
+            return PlaceOutcome(Outcome.RESOLVED, bet_id, receipt, balance)
+
+    async def outbox_done(self, ids: list[int]) -> None:
+        self._check_open()
+        if ids:
+            await self._pool.execute(
+                "UPDATE outbox SET published_at = $2"
+                " WHERE event_id = ANY($1::bigint[]) AND published_at IS NULL",
+                list(ids),
+                _now(),
+            )
+
+    # --- reads -----------------------------------------------------------------------
+
+    async def _account(self, query: str, value: str) -> Account | None:
+        self._check_open()
+        row = await self._pool.fetchrow(query, value)
+        if row is None:
+            return None
+        return Account(
+            row["account_id"], row["currency"], row["balance"], row["open_bets"], row["limits"]
+        )
+
+    async def account(self, account_id: str) -> Account | None:
+        return await self._account(_ACCOUNT_BY_ID, account_id)
+
+    async def account_for_token(self, token_hash: str) -> Account | None:
+        return await self._account(_ACCOUNT_BY_HASH, token_hash)
+
+    async def get_bet(self, account_id: str, bet_id: str) -> StoredBet | None:
+        self._check_open()
+        row = await self._pool.fetchrow(_GET_BET, bet_id, account_id)
+        return None if row is None else _bet(row)
+
+    async def list_bets(
+        self, account_id: str, status: str, limit: int, cursor: str | None
+    ) -> tuple[list[StoredBet], str | None]:
+        statuses = sorted(list_filter(status))
+        check_limit(limit)
+        before = decode_cursor(cursor)
+        self._check_open()
+        rows = await self._pool.fetch(
+            _LIST_BETS,
+            account_id,
+            statuses,
+            before if before is not None else 2**62,
+            limit + 1,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["seq"]) if more else None
+        return [_bet(row) for row in rows], next_cursor
+
+    async def entries(self, account_id: str) -> list[LedgerEntry]:
+        self._check_open()
+        rows = await self._pool.fetch(
+            "SELECT entry_id, account_id, kind, amount, bet_id, reference, created_at"
+            " FROM ledger_entries WHERE account_id = $1 ORDER BY entry_id",
+            account_id,
+        )
+        return [
+            LedgerEntry(
+                r["entry_id"],
+                r["account_id"],
+                EntryKind(r["kind"]),
+                r["amount"],
+                r["bet_id"],
+                r["reference"],
+                r["created_at"],
+            )
+            for r in rows
+        ]
+
+    async def outbox_pending(self, limit: int) -> list[OutboxEvent]:
+        check_limit(limit)
+        self._check_open()
+        rows = await self._pool.fetch(
+            "SELECT event_id, topic, key, payload, created_at FROM outbox"
+            " WHERE published_at IS NULL ORDER BY event_id LIMIT $1",
+            limit,
+        )
+        return [
+            OutboxEvent(r["event_id"], r["topic"], r["key"], r["payload"], r["created_at"])
+            for r in rows
+        ]
+
+    async def audit(self) -> list[str]:
+        self._check_open()
+        problems = [
+            f"account {r['account_id']}: balance {r['balance']}, entries sum to {r['total']}"
+            for r in await self._pool.fetch(
+                "SELECT a.account_id, a.balance, COALESCE(SUM(e.amount), 0)::bigint AS total"
+                " FROM accounts a LEFT JOIN ledger_entries e ON e.account_id = a.account_id"
+                " GROUP BY a.account_id, a.balance"
+                " HAVING a.balance <> COALESCE(SUM(e.amount), 0) OR a.balance < 0"
+            )
+        ]
+        problems += [
+            f"bet {r['bet_id']}: no STAKE entry"
+            for r in await self._pool.fetch(
+                "SELECT bet_id FROM bets b WHERE NOT EXISTS (SELECT 1 FROM ledger_entries e"
+                " WHERE e.bet_id = b.bet_id AND e.kind = 'STAKE')"
+            )
+        ]
+        return problems
+
+
+# --- statements ------------------------------------------------------------------------
+
+
+async def _lock_account(conn: Any, account_id: str) -> int:
+    balance: int | None = await conn.fetchval(
+        "SELECT balance FROM accounts WHERE account_id = $1 FOR UPDATE", account_id
+    )
+    if balance is None:
+        raise UnknownAccount(f"no account {account_id!r}")
+    return balance
+
+
+async def _insert_entry(
+    conn: Any,
+    *,
+    account_id: str,
+    kind: EntryKind,
+    amount: int,
+    bet_id: str | None,
+    reference: str,
+) -> None:
+    await conn.execute(
+        "INSERT INTO ledger_entries (account_id, kind, amount, bet_id, reference, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        account_id,
+        kind.value,
+        amount,
+        bet_id,
+        reference,
+        _now(),
+    )
+
+
+async def _outbox(conn: Any, key: str, payload: Receipt) -> None:
+    await conn.execute(
+        "INSERT INTO outbox (topic, key, payload, created_at) VALUES ($1, $2, $3, $4)",
+        BETS_TOPIC,
+        key,
+        payload,
+        _now(),
+    )
+
+
+async def _migrate(pool: Any) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        known = {version for version, _ in migrations.POSTGRES}
+        if done - known:
+            raise StoreError(f"database schema {max(done)} is newer than this code knows")
+        for version, statements in migrations.POSTGRES:
+            if version in done:
+                continue
+            for statement in statements:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                version,
+                _now(),
+            )

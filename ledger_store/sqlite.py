@@ -1,0 +1,664 @@
+"""The embedded ledger: SQLite (stdlib ``sqlite3``), WAL, durable group commit.
+
+One writer. Every write (placements, deposits, resolutions, outbox marks) is a
+job on a **bounded** ``asyncio.Queue``; one writer task takes whatever is queued
+(up to ``max_batch`` jobs) and runs it on a dedicated thread as **one**
+transaction (``BEGIN IMMEDIATE`` … ``COMMIT``), each job inside its own
+``SAVEPOINT`` so a job that fails or is refused is rolled back alone. The
+``COMMIT`` is durable (``synchronous=FULL``: the WAL is fsynced) before any job's
+future is resolved, so a receipt is never sent for a bet that a crash could
+lose, and many concurrent placements share one fsync instead of paying one each.
+While a batch commits, the next one gathers in the queue.
+
+Back-pressure: when the queue is full ``place_bet`` raises :class:`StoreBusy`
+at once (nothing written; the caller answers UNAVAILABLE and the client retries
+with the same request id). Other writes wait for room for up to
+``write_timeout`` seconds, then raise :class:`StoreBusy`.
+
+Reads use a second connection on a second thread; WAL lets them run while the
+writer commits, and they see only committed data.
+
+Why the stdlib and not aiosqlite: aiosqlite also runs one thread per connection,
+but hops to it for every statement; a placement is ~8 statements and a batch
+hundreds, so running the whole batch as one call on the writer thread is much
+cheaper, and it needs no extra dependency.
+
+The balance check is safe without locks: SQLite has one writer at a time (also
+across processes: ``BEGIN IMMEDIATE`` takes the write lock), and jobs in a batch
+run in order, each seeing the ones before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from ledger_store import migrations
+from ledger_store.store import (
+    BETS_TOPIC,
+    Account,
+    AccountExists,
+    BetStatus,
+    OutboxEvent,
+    Outcome,
+    Placement,
+    PlaceOutcome,
+    Receipt,
+    ReferenceConflict,
+    StoreBusy,
+    StoreClosed,
+    StoredBet,
+    StoreError,
+    UnknownAccount,
+    bet_event,
+    check_deposit,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    liability_detail,
+    list_filter,
+)
+from sportsbook_core.ledger import EntryKind, LedgerEntry, bet_id_for
+
+T = TypeVar("T")
+
+DEFAULT_QUEUE_SIZE = 1024
+DEFAULT_MAX_BATCH = 256
+DEFAULT_WRITE_TIMEOUT_S = 5.0
+BUSY_TIMEOUT_MS = 5000  # another process holding the write lock
+
+
+class _Rollback(Exception):
+    """Raised by a job to roll its savepoint back and still deliver ``result``."""
+
+    def __init__(self, result: object) -> None:
+        super().__init__()
+        self.result = result
+
+
+@dataclass(slots=True)
+class _Job:
+    op: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _path_of(url: str) -> Path:
+    """``sqlite:///relative.db`` or ``sqlite:////abs/path.db`` (as SQLAlchemy), or a path."""
+    if url.startswith("sqlite:///"):
+        url = url.removeprefix("sqlite:///")
+    elif url.startswith("sqlite:"):
+        raise ValueError(f"expected sqlite:///PATH, got {url!r}")
+    if not url or url == ":memory:":
+        raise ValueError("the ledger needs a file (WAL, two connections), not :memory:")
+    return Path(url)
+
+
+class SqliteLedgerStore:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        write_timeout: float = DEFAULT_WRITE_TIMEOUT_S,
+    ) -> None:
+        if queue_size < 1 or max_batch < 1:
+            raise ValueError("queue_size and max_batch must be at least 1")
+        self.path = _path_of(str(path))
+        self._max_batch = max_batch
+        self._write_timeout = write_timeout
+        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=queue_size)
+        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="ledger-sqlite-writer")
+        self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="ledger-sqlite-reader")
+        self._wconn: sqlite3.Connection | None = None  # used only on the writer thread
+        self._rconn: sqlite3.Connection | None = None  # used only on the reader thread
+        self._writer_task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.batches = 0  # committed transactions (for benchmarks and tests)
+        self.jobs = 0
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: str | Path, **options: Any) -> SqliteLedgerStore:
+        store = cls(path, **options)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(store._writer_pool, store._open_writer)
+            await loop.run_in_executor(store._reader_pool, store._open_reader)
+        except BaseException:
+            await store._close_connections()
+            raise
+        store._writer_task = asyncio.create_task(store._writer(), name="ledger-sqlite-writer")
+        return store
+
+    def _open_writer(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        self._wconn = conn
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{self.path}: could not switch to WAL (journal_mode={mode})")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _migrate(conn)
+
+    def _open_reader(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        self._rconn = conn
+        conn.execute("PRAGMA query_only=ON")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    async def close(self) -> None:
+        """Finishes every write already queued, then closes. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer_task is not None:
+            if not self._writer_task.done():
+                await self._queue.put(None)
+            await self._writer_task
+        while not self._queue.empty():  # jobs that raced with close
+            job = self._queue.get_nowait()
+            if job is not None and not job.future.done():
+                job.future.set_exception(StoreClosed("the ledger store was closed"))
+        await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._wconn is not None:
+            await loop.run_in_executor(self._writer_pool, self._wconn.close)
+        if self._rconn is not None:
+            await loop.run_in_executor(self._reader_pool, self._rconn.close)
+        self._writer_pool.shutdown(wait=True)
+        self._reader_pool.shutdown(wait=True)
+
+    # --- the writer ------------------------------------------------------------------
+
+    async def _submit(self, op: Callable[[sqlite3.Connection], T], *, refuse_when_full: bool) -> T:
+        if self._closed:
+            raise StoreClosed("the ledger store is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        job = _Job(op, future)
+        if refuse_when_full:
+            try:
+                self._queue.put_nowait(job)
+            except asyncio.QueueFull:
+                raise StoreBusy(f"ledger write queue full ({self._queue.maxsize})") from None
+        else:
+            try:
+                async with asyncio.timeout(self._write_timeout):
+                    await self._queue.put(job)
+            except TimeoutError:
+                raise StoreBusy(
+                    f"ledger write queue full for {self._write_timeout}s ({self._queue.maxsize})"
+                ) from None
+        if self._writer_task is None or self._writer_task.done():  # queued after close()
+            raise StoreClosed("the ledger store is closed")
+        return await future
+
+    async def _writer(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopping = False
+        while not stopping:
+            batch, stopping = self._take_batch(await self._queue.get())
+            if not batch:
+                continue
+            try:
+                results = await loop.run_in_executor(
+                    self._writer_pool, self._run_batch, [job.op for job in batch]
+                )
+            except Exception as exc:  # the whole transaction failed: nothing is committed
+                results = [(False, exc)] * len(batch)
+            for job, (ok, value) in zip(batch, results, strict=True):
+                if job.future.done():
+                    continue
+                if ok:
+                    job.future.set_result(value)
+                else:
+                    job.future.set_exception(value)
+
+    def _take_batch(self, first: _Job | None) -> tuple[list[_Job], bool]:
+        """``first`` and whatever else is queued (up to ``max_batch``), less the jobs
+        whose caller has gone; and whether the stop mark was reached."""
+        if first is None:
+            return [], True
+        batch = [first]
+        stopping = False
+        while len(batch) < self._max_batch:
+            try:
+                job = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            if job is None:
+                stopping = True
+                break
+            batch.append(job)
+        return [job for job in batch if not job.future.cancelled()], stopping
+
+    def _run_batch(
+        self, ops: Sequence[Callable[[sqlite3.Connection], Any]]
+    ) -> list[tuple[bool, Any]]:
+        """On the writer thread: every op in one transaction, a savepoint each."""
+        conn = self._wconn
+        assert conn is not None
+        results: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op in ops:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result: tuple[bool, Any] = (True, op(conn))
+                except _Rollback as rollback:
+                    conn.execute("ROLLBACK TO job")
+                    result = (True, rollback.result)
+                except Exception as exc:
+                    if not conn.in_transaction:  # SQLite gave up the whole transaction
+                        raise
+                    conn.execute("ROLLBACK TO job")
+                    result = (False, exc)
+                conn.execute("RELEASE job")
+                results.append(result)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.batches += 1
+        self.jobs += len(ops)
+        return results
+
+    # --- writes ----------------------------------------------------------------------
+
+    async def create_account(
+        self, account_id: str, currency: str, token_hash: str | None, limits: Mapping[str, Any]
+    ) -> Account:
+        limits_json = _json(dict(limits))
+
+        def op(conn: sqlite3.Connection) -> Account:
+            taken = conn.execute(
+                "SELECT 1 FROM accounts WHERE account_id = ? OR (? IS NOT NULL AND token_hash = ?)",
+                (account_id, token_hash, token_hash),
+            ).fetchall()
+            if taken:
+                raise AccountExists(f"account {account_id!r} or its token already exists")
+            conn.execute(
+                "INSERT INTO accounts (account_id, currency, token_hash, limits, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (account_id, currency, token_hash, limits_json, _now().isoformat()),
+            )
+            return Account(account_id, currency, 0, 0, orjson.loads(limits_json))
+
+        return await self._submit(op, refuse_when_full=False)
+
+    async def deposit(self, account_id: str, amount: int, reference: str) -> int:
+        check_deposit(amount, reference)
+
+        def op(conn: sqlite3.Connection) -> int:
+            balance = _locked_balance(conn, account_id)
+            done = conn.execute(
+                "SELECT amount FROM ledger_entries"
+                " WHERE account_id = ? AND kind = 'DEPOSIT' AND reference = ?",
+                (account_id, reference),
+            ).fetchall()
+            if done:
+                if done[0][0] != amount:
+                    raise ReferenceConflict(f"deposit {reference!r} was {done[0][0]}, not {amount}")
+                return balance
+            _insert_entry(
+                conn,
+                account_id=account_id,
+                kind=EntryKind.DEPOSIT,
+                amount=amount,
+                bet_id=None,
+                reference=reference,
+            )
+            return _locked_balance(conn, account_id)
+
+        return await self._submit(op, refuse_when_full=False)
+
+    async def place_bet(self, p: Placement) -> PlaceOutcome:
+        return await self._submit(lambda conn: _place(conn, p), refuse_when_full=True)
+
+    async def resolve_pending(self, bet_id: str, accepted: bool, receipt: Receipt) -> PlaceOutcome:
+        receipt_json = _json(receipt)
+        return await self._submit(
+            lambda conn: _resolve(conn, bet_id, accepted, receipt_json), refuse_when_full=False
+        )
+
+    async def outbox_done(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        wanted = list(ids)
+
+        def op(conn: sqlite3.Connection) -> None:
+            now = _now().isoformat()
+            conn.executemany(
+                "UPDATE outbox SET published_at = ? WHERE event_id = ? AND published_at IS NULL",
+                [(now, event_id) for event_id in wanted],
+            )
+
+        await self._submit(op, refuse_when_full=False)
+
+    # --- reads -----------------------------------------------------------------------
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreClosed("the ledger store is closed")
+        conn = self._rconn
+        assert conn is not None
+        return await asyncio.get_running_loop().run_in_executor(self._reader_pool, fn, conn)
+
+    async def account(self, account_id: str) -> Account | None:
+        return await self._read(lambda conn: _account(conn, _ACCOUNT_BY_ID, account_id))
+
+    async def account_for_token(self, token_hash: str) -> Account | None:
+        return await self._read(lambda conn: _account(conn, _ACCOUNT_BY_HASH, token_hash))
+
+    async def get_bet(self, account_id: str, bet_id: str) -> StoredBet | None:
+        def fn(conn: sqlite3.Connection) -> StoredBet | None:
+            rows = conn.execute(_GET_BET, (bet_id, account_id)).fetchall()
+            return _bet(rows[0]) if rows else None
+
+        return await self._read(fn)
+
+    async def list_bets(
+        self, account_id: str, status: str, limit: int, cursor: str | None
+    ) -> tuple[list[StoredBet], str | None]:
+        statuses = sorted(list_filter(status))
+        check_limit(limit)
+        before = decode_cursor(cursor)
+
+        def fn(conn: sqlite3.Connection) -> tuple[list[StoredBet], str | None]:
+            position = before if before is not None else 2**62
+            rows = conn.execute(
+                _LIST_BETS, (account_id, _json(statuses), position, limit + 1)
+            ).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            next_cursor = encode_cursor(rows[-1][-1]) if more else None
+            return [_bet(row) for row in rows], next_cursor
+
+        return await self._read(fn)
+
+    async def entries(self, account_id: str) -> list[LedgerEntry]:
+        def fn(conn: sqlite3.Connection) -> list[LedgerEntry]:
+            rows = conn.execute(
+                "SELECT entry_id, account_id, kind, amount, bet_id, reference, created_at"
+                " FROM ledger_entries WHERE account_id = ? ORDER BY entry_id",
+                (account_id,),
+            ).fetchall()
+            return [
+                LedgerEntry(r[0], r[1], EntryKind(r[2]), r[3], r[4], r[5], _ts(r[6])) for r in rows
+            ]
+
+        return await self._read(fn)
+
+    async def outbox_pending(self, limit: int) -> list[OutboxEvent]:
+        check_limit(limit)
+
+        def fn(conn: sqlite3.Connection) -> list[OutboxEvent]:
+            rows = conn.execute(
+                "SELECT event_id, topic, key, payload, created_at FROM outbox"
+                " WHERE published_at IS NULL ORDER BY event_id LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return [OutboxEvent(r[0], r[1], r[2], orjson.loads(r[3]), _ts(r[4])) for r in rows]
+
+        return await self._read(fn)
+
+    async def audit(self) -> list[str]:
+        def fn(conn: sqlite3.Connection) -> list[str]:
+            problems = [
+                f"account {r[0]}: balance {r[1]}, entries sum to {r[2]}"
+                for r in conn.execute(
+                    "SELECT a.account_id, a.balance, COALESCE(SUM(e.amount), 0) AS total"
+                    " FROM accounts a LEFT JOIN ledger_entries e ON e.account_id = a.account_id"
+                    " GROUP BY a.account_id, a.balance"
+                    " HAVING a.balance <> total OR a.balance < 0"
+                ).fetchall()
+            ]
+            problems += [
+                f"bet {r[0]}: no STAKE entry"
+                for r in conn.execute(
+                    "SELECT bet_id FROM bets b WHERE NOT EXISTS (SELECT 1 FROM ledger_entries e"
+                    " WHERE e.bet_id = b.bet_id AND e.kind = 'STAKE')"
+                ).fetchall()
+            ]
+            return problems
+
+        return await self._read(fn)
+
+
+# --- statements (run on the writer or reader thread) ----------------------------------
+
+
+def _bet(row: Sequence[Any]) -> StoredBet:
+    bet_id, account_id, request_id, body_hash, status, stake, receipt, placed, updated = row[:9]
+    return StoredBet(
+        bet_id,
+        account_id,
+        request_id,
+        body_hash,
+        status,
+        stake,
+        orjson.loads(receipt),
+        _ts(placed),
+        _ts(updated),
+    )
+
+
+_ACCOUNT_BY_ID = """SELECT a.account_id, a.currency, a.limits,
+    (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e WHERE e.account_id = a.account_id),
+    (SELECT COUNT(*) FROM bets b
+        WHERE b.account_id = a.account_id AND b.status IN ('PENDING', 'ACCEPTED'))
+FROM accounts a WHERE a.account_id = ?"""
+_ACCOUNT_BY_HASH = """SELECT a.account_id, a.currency, a.limits,
+    (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e WHERE e.account_id = a.account_id),
+    (SELECT COUNT(*) FROM bets b
+        WHERE b.account_id = a.account_id AND b.status IN ('PENDING', 'ACCEPTED'))
+FROM accounts a WHERE a.token_hash = ?"""
+_GET_BET = """SELECT bet_id, account_id, request_id, body_hash, status, total_stake, receipt,
+    placed_at, updated_at
+FROM bets WHERE bet_id = ? AND account_id = ?"""
+_LIST_BETS = """SELECT bet_id, account_id, request_id, body_hash, status, total_stake, receipt,
+    placed_at, updated_at, seq
+FROM bets
+WHERE account_id = ? AND status IN (SELECT value FROM json_each(?)) AND seq < ?
+ORDER BY seq DESC LIMIT ?"""
+
+
+def _account(conn: sqlite3.Connection, query: str, value: str) -> Account | None:
+    rows = conn.execute(query, (value,)).fetchall()
+    if not rows:
+        return None
+    r = rows[0]
+    return Account(r[0], r[1], r[3], r[4], orjson.loads(r[2]))
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+        known = {version for version, _ in migrations.SQLITE}
+        if done - known:
+            raise StoreError(f"database schema {max(done)} is newer than this code knows")
+        for version, statements in migrations.SQLITE:
+            if version in done:
+                continue
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, _now().isoformat()),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _locked_balance(conn: sqlite3.Connection, account_id: str) -> int:
+    """The account's balance (the writer holds the database's write lock)."""
+    rows = conn.execute(
+        "SELECT balance FROM accounts WHERE account_id = ?", (account_id,)
+    ).fetchall()
+    if not rows:
+        raise UnknownAccount(f"no account {account_id!r}")
+    balance: int = rows[0][0]
+    return balance
+
+
+def _insert_entry(
+    conn: sqlite3.Connection,
+    *,
+    account_id: str,
+    kind: EntryKind,
+    amount: int,
+    bet_id: str | None,
+    reference: str,
+) -> None:
+    conn.execute(
+        "INSERT INTO ledger_entries (account_id, kind, amount, bet_id, reference, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (account_id, kind.value, amount, bet_id, reference, _now().isoformat()),
+    )
+
+
+def _outbox(conn: sqlite3.Connection, key: str, payload: Receipt) -> None:
+    conn.execute(
+        "INSERT INTO outbox (topic, key, payload, created_at) VALUES (?, ?, ?, ?)",
+        (BETS_TOPIC, key, _json(payload), _now().isoformat()),
+    )
+
+
+def _place(conn: sqlite3.Connection, p: Placement) -> PlaceOutcome:
+    balance = _locked_balance(conn, p.account_id)
+    existing = conn.execute(
+        "SELECT bet_id, body_hash, receipt FROM bets WHERE account_id = ? AND request_id = ?",
+        (p.account_id, p.request_id),
+    ).fetchall()
+    if existing:
+        bet_id, body_hash, receipt = existing[0]
+        if body_hash != p.body_hash:
+            return PlaceOutcome(Outcome.CONFLICT, bet_id, None, balance)
+        return PlaceOutcome(Outcome.REPLAYED, bet_id, orjson.loads(receipt), balance)
+    if balance < p.total_stake:
+        detail = {"balance": balance, "required": p.total_stake}
+        return PlaceOutcome(Outcome.INSUFFICIENT_FUNDS, None, None, balance, detail)
+    for market_id, selection_id, added in p.merged_exposures():
+        (total,) = conn.execute(
+            "INSERT INTO exposure (market_id, selection_id, liability) VALUES (?, ?, ?)"
+            " ON CONFLICT (market_id, selection_id)"
+            " DO UPDATE SET liability = liability + excluded.liability RETURNING liability",
+            (market_id, selection_id, added),
+        ).fetchall()[0]
+        if p.liability_limit is not None and total > p.liability_limit:
+            detail = liability_detail(market_id, selection_id, total - added, p.liability_limit)
+            raise _Rollback(PlaceOutcome(Outcome.LIABILITY_LIMIT, None, None, balance, detail))
+    (seq,) = conn.execute(
+        "UPDATE counters SET value = value + 1 WHERE name = 'bet' RETURNING value"
+    ).fetchall()[0]
+    bet_id = bet_id_for(seq)
+    balance_after = balance - p.total_stake
+    receipt_json = _json(p.receipt_for(bet_id, balance_after))
+    now = _now().isoformat()
+    conn.execute(
+        "INSERT INTO bets (seq, bet_id, account_id, request_id, body_hash, status, total_stake,"
+        " receipt, placed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            seq,
+            bet_id,
+            p.account_id,
+            p.request_id,
+            p.body_hash,
+            str(p.status),
+            p.total_stake,
+            receipt_json,
+            now,
+            now,
+        ),
+    )
+    _insert_entry(
+        conn,
+        account_id=p.account_id,
+        kind=EntryKind.STAKE,
+        amount=-p.total_stake,
+        bet_id=bet_id,
+        reference=p.request_id,
+    )
+    conn.executemany(
+        "INSERT INTO bet_exposures (bet_id, market_id, selection_id, liability)"
+        " VALUES (?, ?, ?, ?)",
+        [(bet_id, m, s, v) for m, s, v in p.merged_exposures()],
+    )
+    receipt = orjson.loads(receipt_json)
+    _outbox(conn, p.account_id, bet_event("PLACED", bet_id, p.account_id, str(p.status), receipt))
+    return PlaceOutcome(Outcome.PLACED, bet_id, receipt, balance_after)
+
+
+def _resolve(
+    conn: sqlite3.Connection, bet_id: str, accepted: bool, receipt_json: str
+) -> PlaceOutcome:
+    rows = conn.execute(
+        "SELECT account_id, status, total_stake, receipt FROM bets WHERE bet_id = ?", (bet_id,)
+    ).fetchall()
+    if not rows:
+        return PlaceOutcome(Outcome.NOT_FOUND, bet_id)
+    account_id, status, stake, stored = rows[0]
+    target = BetStatus.ACCEPTED if accepted else BetStatus.REJECTED
+    balance = _locked_balance(conn, account_id)
+    if status != BetStatus.PENDING:
+        outcome = Outcome.REPLAYED if status == target else Outcome.CONFLICT
+        return PlaceOutcome(outcome, bet_id, orjson.loads(stored), balance, {"status": status})
+    conn.execute(
+        "UPDATE bets SET status = ?, receipt = ?, updated_at = ? WHERE bet_id = ?",
+        (target.value, receipt_json, _now().isoformat(), bet_id),
+    )
+    if not accepted:
+        _insert_entry(
+            conn,
+            account_id=account_id,
+            kind=EntryKind.REFUND,
+            amount=stake,
+            bet_id=bet_id,
+            reference=f"rejected:{bet_id}",
+        )
+        conn.execute(
+            "UPDATE exposure SET liability = liability - (SELECT be.liability FROM bet_exposures be"
+            "  WHERE be.bet_id = ? AND be.market_id = exposure.market_id"
+            "  AND be.selection_id = exposure.selection_id)"
+            " WHERE (market_id, selection_id) IN"
+            "  (SELECT market_id, selection_id FROM bet_exposures WHERE bet_id = ?)",
+            (bet_id, bet_id),
+        )
+        balance += stake
+    receipt = orjson.loads(receipt_json)
+    _outbox(conn, account_id, bet_event(target.value, bet_id, account_id, target.value, receipt))
+    return PlaceOutcome(Outcome.RESOLVED, bet_id, receipt, balance)
