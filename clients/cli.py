@@ -17,6 +17,18 @@ from typing import Any
 
 import orjson
 
+from clients.betting_cli import (
+    BetCliError,
+    add_commands,
+    database_option,
+    describe_receipt,
+    dumps,
+    run_account_create,
+    run_account_deposit,
+    run_account_show,
+    run_bet,
+    run_bets,
+)
 from clients.book_view import BookView
 from clients.client import (
     DEFAULT_URL,
@@ -28,7 +40,7 @@ from clients.client import (
 from clients.odds_table import render_market
 from clients.shared_data import demo_recordings
 from rsocket_server import logs
-from rsocket_server.app import FeedRunner, ServerConfig, SportsbookServer
+from rsocket_server.app import DEMO_ACCOUNTS, FeedRunner, ServerConfig, SportsbookServer
 from rsocket_server.workers import WorkerFailed, supervise
 from sportsbook_core.odds_formats import OddsFormat
 from streams.feed_process import FeedReplayConfig, run_feed_replay
@@ -279,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Also after the command (`sportsbook serve --log-level info`, `make run ARGS=…`);
     # SUPPRESS: when absent there, the value given before the command stands.
-    for command in (serve, feed_replay, events, market, odds):
+    betting = add_commands(commands, _common_client)
+    database_option(serve)
+    for command in (serve, feed_replay, events, market, odds, *betting):
         _log_level_option(command, argparse.SUPPRESS)
     return parser
 
@@ -295,6 +309,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "events": _events,
         "market": _market,
         "odds": _odds,
+        "bet": _bet,
+        "bets": _bets,
+        "account": _account,
     }
     try:
         if args.command == "serve" and not args.no_uvloop:
@@ -308,7 +325,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _StdoutClosed:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
-    except (SportsbookError, CliError, OSError, KafkaBusError, WorkerFailed) as error:
+    except (
+        SportsbookError,
+        CliError,
+        BetCliError,
+        OSError,
+        KafkaBusError,
+        WorkerFailed,
+    ) as error:
         message, code = _failure(error)
         print(f"error: {message}", file=sys.stderr)
         return code
@@ -327,6 +351,8 @@ def _failure(error: Exception) -> tuple[str, int]:
         return str(error), 3
     if isinstance(error, WorkerFailed):
         return str(error), error.code
+    if isinstance(error, BetCliError):
+        return str(error), error.exit_code
     return f"cannot reach the server: {error}", 3
 
 
@@ -365,6 +391,9 @@ async def _serve(args: argparse.Namespace) -> int:
         progress=args.progress,
         max_lifetime_s=args.max_lifetime,
         web_root=args.web_root,
+        database=args.database,
+        ledger_path=args.ledger,
+        demo_accounts=True,
     )
     server = SportsbookServer(config)
     simulator: SimulatorConfig | None = args.simulate
@@ -416,6 +445,9 @@ async def _serve_kafka(args: argparse.Namespace) -> int:
         kafka=args.kafka,
         kafka_topic=args.topic,
         reuse_port=args.worker_index is not None,
+        database=args.database,
+        ledger_path=args.ledger,
+        demo_accounts=args.worker_index in (None, 0),
     )
     server = SportsbookServer(config)
     await _start(server, None)
@@ -451,6 +483,13 @@ def _print_addresses(server: SportsbookServer, host: str) -> None:
         f"  try:       .venv/bin/sportsbook events{url}   then   "
         f".venv/bin/sportsbook odds --market <marketId>{url}"
     )
+    if server.betting is not None:
+        tokens = "  ".join(f"{a}: {t}" for a, t in DEMO_ACCOUNTS)
+        _out(f"  accounts:  {tokens}")
+        _out(
+            f"  bet:       .venv/bin/sportsbook bet --token {DEMO_ACCOUNTS[0][1]} --market "
+            f"<marketId> --selection <selectionId> --stake 500{url}"
+        )
 
 
 async def _feed(args: argparse.Namespace) -> int:
@@ -494,6 +533,27 @@ def _why(error: OSError) -> str:
     if error.errno is not None and error.errno in errno.errorcode:
         return os.strerror(error.errno).lower()
     return str(error)
+
+
+async def _bet(args: argparse.Namespace) -> int:
+    receipt = await run_bet(args)
+    _out(describe_receipt(receipt))
+    return 0 if receipt["status"] != "REJECTED" else 4
+
+
+async def _bets(args: argparse.Namespace) -> int:
+    _out(dumps(await run_bets(args)))
+    return 0
+
+
+async def _account(args: argparse.Namespace) -> int:
+    runners = {
+        "show": run_account_show,
+        "create": run_account_create,
+        "deposit": run_account_deposit,
+    }
+    _out(dumps(await runners[args.account_command](args)))
+    return 0
 
 
 async def _events(args: argparse.Namespace) -> int:

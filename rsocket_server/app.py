@@ -17,7 +17,11 @@ from typing import Any
 
 from aiohttp import web
 
-from rsocket_server.auth import StaticTokens, TokenDirectory
+from ledger_store import open_store
+from ledger_store.store import AccountExists, LedgerStore
+from rsocket_server.account_stream import AccountEvents
+from rsocket_server.auth import LedgerTokens, StaticTokens, TokenDirectory, token_hash
+from rsocket_server.betting import BettingConfig, BettingServices, PlacementService
 from rsocket_server.handler import SportsbookHandler
 from rsocket_server.transport_guard import (
     DEFAULT_MAX_LIFETIME_S,
@@ -63,6 +67,11 @@ class ServerConfig:
     kafka_topic: str = PRICES_TOPIC
     # --workers: several processes share the ports (SO_REUSEPORT), all fed from Kafka.
     reuse_port: bool = False
+    # Betting (#4): the ledger. None and no ledger_path: no betting routes (odds only).
+    database: str | None = None
+    ledger_path: Path | None = None
+    betting: BettingConfig = field(default_factory=BettingConfig)
+    demo_accounts: bool = False
 
 
 Sink = Callable[[MarketChange | FeedStatus], Awaitable[None]]
@@ -77,6 +86,7 @@ class SportsbookServer:
         self.bus: PriceBus = bus or self._default_bus(config)
         self.hub = OddsHub(self.bus.epoch, heartbeat_interval_s=config.heartbeat_interval_s)
         self.tokens: TokenDirectory = StaticTokens(config.tokens)
+        self.betting: BettingServices | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._tcp: asyncio.Server | None = None
         self._runner: web.AppRunner | None = None
@@ -92,6 +102,7 @@ class SportsbookServer:
 
     # ---- lifecycle ---------------------------------------------------------
     async def start(self, feed: FeedRunner | None = None) -> None:
+        await self._open_ledger()
         end = await self._join_kafka()
         self._tasks.append(asyncio.create_task(self.hub.run(self.bus), name="hub"))
         if end:
@@ -125,6 +136,21 @@ class SportsbookServer:
         if server is not None and server.sockets:
             self.http_port = server.sockets[0].getsockname()[1]
         log.info("listening", extra={"tcp": self.tcp_port, "http": self.http_port})
+
+    async def _open_ledger(self) -> None:
+        config = self.config
+        if config.database is None and config.ledger_path is None:
+            return
+        if config.ledger_path is not None:
+            config.ledger_path.parent.mkdir(parents=True, exist_ok=True)
+        store = await open_store(config.database, default_path=config.ledger_path)
+        events = AccountEvents()
+        events.start()
+        placement = PlacementService(self.hub, store, config.betting, on_receipt=events.bet)
+        self.betting = BettingServices(placement, store, events)
+        self.tokens = LedgerTokens(store, config.tokens)
+        if config.demo_accounts:
+            await seed_demo_accounts(store)
 
     async def _join_kafka(self) -> int:
         """Kafka mode: find the topic, take its epoch, and return its end offset now."""
@@ -190,12 +216,15 @@ class SportsbookServer:
         await self.bus.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.betting is not None:
+            await self.betting.events.stop()
+            await self.betting.store.close()
 
     # ---- connections -------------------------------------------------------
     def _new_session(self, transport: Any) -> GuardedRSocketServer:
         return GuardedRSocketServer(
             transport,
-            handler_factory=lambda: SportsbookHandler(self.hub, self.tokens),
+            handler_factory=lambda: SportsbookHandler(self.hub, self.tokens, self.betting),
             max_lifetime_s=self.config.max_lifetime_s,
         )
 
@@ -254,3 +283,16 @@ class SportsbookServer:
             f"{self.http_port}/rsocket\n"
         )
         return web.Response(text=text)
+
+
+# Demo accounts for `make run` (well-known tokens: a demo, never production).
+DEMO_ACCOUNTS = (("demo-alice", "demo-alice-token"), ("demo-bob", "demo-bob-token"))
+DEMO_DEPOSIT = 100_000  # £1,000.00
+
+
+async def seed_demo_accounts(store: LedgerStore) -> None:
+    """Create the demo accounts once and fund each once (idempotent per reference)."""
+    for account_id, token in DEMO_ACCOUNTS:
+        with contextlib.suppress(AccountExists):
+            await store.create_account(account_id, "GBP", token_hash(token), {})
+        await store.deposit(account_id, DEMO_DEPOSIT, "demo-seed")

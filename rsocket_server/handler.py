@@ -15,12 +15,20 @@ from rsocket.payload import Payload
 from rsocket.request_handler import BaseRequestHandler
 from rsocket.streams.error_stream import ErrorStream
 
+from rsocket_server.account_stream import AccountStreamPublisher
 from rsocket_server.auth import ANONYMOUS, Principal, TokenDirectory
+from rsocket_server.betting import BettingServices
 from rsocket_server.catalog import events_response
 from rsocket_server.metadata import COMPOSITE, JSON, bearer_token_of, route_of
 from rsocket_server.odds_stream import OddsStreamPublisher
+from schemas.bets import decode_bet_id, decode_bets_list, decode_place_bet
 from schemas.errors import ApiError, ErrorCode
-from schemas.requests import CatalogEventsRequest, CatalogMarketRequest, OddsStreamRequest
+from schemas.requests import (
+    CatalogEventsRequest,
+    CatalogMarketRequest,
+    OddsStreamRequest,
+    decode_object,
+)
 from streams.odds_hub import OddsHub
 
 log = logging.getLogger("sportsbook.rsocket")
@@ -35,11 +43,25 @@ def _encoding_name(value: bytes | str) -> str:
 class SportsbookHandler(BaseRequestHandler):
     """One per connection: knows who is on it and serves the routes."""
 
-    def __init__(self, hub: OddsHub, tokens: TokenDirectory) -> None:
+    def __init__(
+        self, hub: OddsHub, tokens: TokenDirectory, betting: BettingServices | None = None
+    ) -> None:
         super().__init__()
         self.hub = hub
         self.tokens = tokens
+        self.betting = betting
         self.principal: Principal = ANONYMOUS
+
+    def account_id(self) -> str:
+        """The connection's account; anonymous connections see nothing personal."""
+        if self.principal.account_id is None:
+            raise ApiError(ErrorCode.UNAUTHENTICATED, "sign in (a bearer token in SETUP) first")
+        return self.principal.account_id
+
+    def services(self) -> BettingServices:
+        if self.betting is None:
+            raise ApiError(ErrorCode.UNAVAILABLE, "betting is not enabled on this server")
+        return self.betting
 
     async def on_setup(
         self, data_encoding: bytes, metadata_encoding: bytes, payload: Payload
@@ -55,7 +77,7 @@ class SportsbookHandler(BaseRequestHandler):
         token = bearer_token_of(payload.metadata)
         if token is None:
             return
-        account = self.tokens.account_for(token)
+        account = await self.tokens.account_for(token)
         if account is None:
             raise RSocketProtocolError(
                 RsErrorCode.REJECTED_SETUP,
@@ -79,6 +101,9 @@ class SportsbookHandler(BaseRequestHandler):
     async def request_stream(self, payload: Payload) -> Any:
         try:
             route = route_of(payload.metadata)
+            if route == "account.stream":
+                services, account_id = self.services(), self.account_id()
+                return AccountStreamPublisher(services.events, account_id)
             if route != "odds.stream":
                 raise ApiError(ErrorCode.UNKNOWN_ROUTE, f"no request-stream route {route!r}")
             request = OddsStreamRequest.decode(payload.data)
@@ -120,7 +145,57 @@ async def _catalog_market(handler: SportsbookHandler, payload: Payload) -> bytes
     return snapshot
 
 
+async def _bets_place(handler: SportsbookHandler, payload: Payload) -> bytes:
+    services, account_id = handler.services(), handler.account_id()
+    request = decode_place_bet(decode_object(payload.data))
+    return orjson.dumps(await services.placement.place(account_id, request))
+
+
+async def _bets_get(handler: SportsbookHandler, payload: Payload) -> bytes:
+    services, account_id = handler.services(), handler.account_id()
+    bet_id = decode_bet_id(decode_object(payload.data))
+    bet = await services.store.get_bet(account_id, bet_id)
+    if bet is None:  # another account's bet is exactly as unknown as a missing one
+        raise ApiError(ErrorCode.NOT_FOUND, f"no bet {bet_id!r}")
+    return orjson.dumps({**bet.receipt, "status": bet.status})
+
+
+async def _bets_list(handler: SportsbookHandler, payload: Payload) -> bytes:
+    services, account_id = handler.services(), handler.account_id()
+    query = decode_bets_list(decode_object(payload.data))
+    try:
+        bets, cursor = await services.store.list_bets(
+            account_id, query.status, query.limit, query.cursor
+        )
+    except ValueError as error:
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"cursor: {error}") from None
+    body: dict[str, Any] = {"bets": [{**b.receipt, "status": b.status} for b in bets]}
+    if cursor is not None:
+        body["cursor"] = cursor
+    return orjson.dumps(body)
+
+
+async def _account_get(handler: SportsbookHandler, payload: Payload) -> bytes:
+    services, account_id = handler.services(), handler.account_id()
+    account = await services.store.account(account_id)
+    if account is None:
+        raise ApiError(ErrorCode.NOT_FOUND, "no such account")
+    return orjson.dumps(
+        {
+            "accountId": account.account_id,
+            "currency": account.currency,
+            "balance": account.balance,
+            "openBets": account.open_bets,
+            "limits": dict(account.limits),
+        }
+    )
+
+
 RESPONSE_ROUTES: dict[str, Responder] = {
     "catalog.events": _catalog_events,
     "catalog.market": _catalog_market,
+    "bets.place": _bets_place,
+    "bets.get": _bets_get,
+    "bets.list": _bets_list,
+    "account.get": _account_get,
 }

@@ -1,0 +1,336 @@
+"""PlacementService: a bet from the wire to a durable receipt (issue #4).
+
+Order of work for one ``bets.place``: admission (bounded in-flight, per-account
+rate) → the core's acceptance pipeline against the hub's **live** books →
+one store transaction (idempotency, funds, liability, bet + STAKE entry +
+outbox) → receipt. A bet with an in-play delay is written PENDING (its stake
+debited, so two racing bets cannot both spend it: B13), held for the delay,
+re-checked against the market as it is then, and resolved ACCEPTED or
+REJECTED (with a REFUND entry) before the request is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger_store.store import BetStatus, LedgerStore, Outcome, Placement, PlaceOutcome, StoreBusy
+from rsocket_server.account_stream import AccountEvents
+from schemas.bets import PlaceBetRequest
+from schemas.errors import ApiError, ErrorCode
+from sportsbook_core.acceptance import (
+    AcceptanceContext,
+    Accepted,
+    BettingLimits,
+    Rejection,
+    check_bet,
+    recheck_after_delay,
+    selection_liability,
+)
+from sportsbook_core.bets import BetSlip
+from sportsbook_core.market_book import MarketBook
+from streams.odds_hub import OddsHub
+
+log = logging.getLogger("sportsbook.bets")
+
+DEFAULT_LIMITS = BettingLimits(
+    min_stake=10, max_stake=10_000_000, max_payout=25_000_000, liability_per_selection=100_000_000
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BettingConfig:
+    limits: Mapping[str, BettingLimits] = field(default_factory=lambda: {"GBP": DEFAULT_LIMITS})
+    default_in_play_delay_ms: int = 5_000
+    max_in_flight: int = 512  # placements being made durable at once; beyond: RATE_LIMITED
+    account_rate_per_s: float = 50.0
+    account_burst: int = 100
+
+
+class _Bucket:
+    """Per-account token bucket: a flood from one account never starves the others."""
+
+    __slots__ = ("stamp", "tokens")
+
+    def __init__(self, burst: int, now: float) -> None:
+        self.tokens, self.stamp = float(burst), now
+
+    def take(self, rate: float, burst: int, now: float) -> bool:
+        self.tokens = min(burst, self.tokens + (now - self.stamp) * rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class _LiveBooks(Mapping[str, MarketBook]):
+    """The hub's books as the core's read-only mapping, read at check time (never a copy)."""
+
+    def __init__(self, hub: OddsHub) -> None:
+        self._hub = hub
+
+    def __getitem__(self, market_id: str) -> MarketBook:
+        book = self._hub.book(market_id)
+        if book is None:
+            raise KeyError(market_id)
+        return book
+
+    def __iter__(self) -> Iterator[str]:
+        return (book.market_id for book in self._hub.books())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._hub.books())
+
+
+@dataclass(frozen=True, slots=True)
+class BettingServices:
+    """What the bet and account routes need, owned by the server."""
+
+    placement: PlacementService
+    store: LedgerStore
+    events: AccountEvents
+
+
+class PlacementService:
+    def __init__(
+        self,
+        hub: OddsHub,
+        store: LedgerStore,
+        config: BettingConfig | None = None,
+        *,
+        on_receipt: Callable[[str, dict[str, Any]], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.hub, self.store = hub, store
+        self.config = config or BettingConfig()
+        self.on_receipt = on_receipt
+        self._clock = clock
+        self._books = _LiveBooks(hub)
+        self._in_flight = 0
+        self._buckets: dict[str, _Bucket] = {}
+
+    # ---- admission -------------------------------------------------------------
+    def _admit(self, account_id: str) -> None:
+        if self._in_flight >= self.config.max_in_flight:
+            raise ApiError(ErrorCode.RATE_LIMITED, "server busy: retry in 50 ms (retryAfterMs=50)")
+        now = self._clock()
+        bucket = self._buckets.setdefault(account_id, _Bucket(self.config.account_burst, now))
+        if not bucket.take(self.config.account_rate_per_s, self.config.account_burst, now):
+            wait_ms = int(1000 / self.config.account_rate_per_s) + 1
+            raise ApiError(
+                ErrorCode.RATE_LIMITED,
+                f"too many bets from this account: retry in {wait_ms} ms (retryAfterMs={wait_ms})",
+            )
+
+    # ---- placing -----------------------------------------------------------------
+    async def place(self, account_id: str, request: PlaceBetRequest) -> dict[str, Any]:
+        self._admit(account_id)
+        self._in_flight += 1
+        try:
+            return await self._place(account_id, request)
+        finally:
+            self._in_flight -= 1
+
+    async def _place(self, account_id: str, request: PlaceBetRequest) -> dict[str, Any]:
+        account = await self.store.account(account_id)
+        if account is None:
+            raise ApiError(ErrorCode.FORBIDDEN, "no such account")
+        limits = self.config.limits.get(account.currency)
+        if limits is None:
+            raise ApiError(ErrorCode.UNAVAILABLE, f"no betting limits for {account.currency}")
+        slip = request.slip
+        result = check_bet(slip, self._context(limits))
+        if isinstance(result, Rejection):
+            return rejected_receipt(
+                slip, result.code.value, result.message, result.details, account.currency
+            )
+        status = BetStatus.PENDING if result.delay_ms > 0 else BetStatus.ACCEPTED
+        outcome = await self._write(
+            account_id, request, result, status=status, currency=account.currency, limits=limits
+        )
+        receipt = self._receipt_of(outcome, slip, account.currency)
+        if outcome.outcome is Outcome.PLACED:
+            self._tell(account_id, receipt)
+            if status is BetStatus.PENDING:
+                return await self._after_delay(account_id, receipt, request, result, limits)
+        return receipt
+
+    def _context(self, limits: BettingLimits) -> AcceptanceContext:
+        return AcceptanceContext(
+            books=self._books,
+            now=datetime.now(UTC),
+            limits=limits,
+            feed_healthy=self.hub.feed_healthy,
+            default_in_play_delay_ms=self.config.default_in_play_delay_ms,
+        )
+
+    async def _write(
+        self,
+        account_id: str,
+        request: PlaceBetRequest,
+        accepted: Accepted,
+        *,
+        status: BetStatus,
+        currency: str,
+        limits: BettingLimits,
+    ) -> PlaceOutcome:
+        exposures = [(m, s, v) for (m, s), v in selection_liability(accepted).items()]
+        placement = Placement(
+            account_id=account_id,
+            request_id=request.slip.request_id,
+            body_hash=request.body_hash,
+            total_stake=accepted.total_stake,
+            status=status,
+            exposures=exposures,
+            liability_limit=limits.liability_per_selection,
+            receipt_for=lambda bet_id, balance: accepted_receipt(
+                bet_id,
+                request.slip,
+                accepted,
+                status=status.value,
+                currency=currency,
+                balance_after=balance,
+            ),
+        )
+        try:
+            return await self.store.place_bet(placement)
+        except StoreBusy:
+            raise ApiError(
+                ErrorCode.RATE_LIMITED, "ledger busy: retry in 20 ms (retryAfterMs=20)"
+            ) from None
+
+    def _receipt_of(self, outcome: PlaceOutcome, slip: BetSlip, currency: str) -> dict[str, Any]:
+        if outcome.receipt is not None and outcome.ok:
+            return outcome.receipt
+        code = outcome.code or "INVALID_BET"
+        message = {
+            "IDEMPOTENCY_CONFLICT": "this requestId was used for a different bet",
+            "INSUFFICIENT_FUNDS": "the balance does not cover the total stake",
+            "LIABILITY_LIMIT": "the book cannot take more on this selection",
+        }.get(code, code)
+        return rejected_receipt(slip, code, message, dict(outcome.detail), currency)
+
+    async def _after_delay(
+        self,
+        account_id: str,
+        pending: dict[str, Any],
+        request: PlaceBetRequest,
+        accepted: Accepted,
+        limits: BettingLimits,
+    ) -> dict[str, Any]:
+        """In-play: hold for the delay, then re-check against the market as it is now."""
+        await asyncio.sleep(accepted.delay_ms / 1000)
+        slip, bet_id, currency = request.slip, pending["betId"], pending["currency"]
+        final = recheck_after_delay(accepted, slip, self._context(limits))
+        if isinstance(final, Accepted):  # the stake was debited when it was PENDING
+            receipt = accepted_receipt(
+                bet_id,
+                slip,
+                final,
+                status="ACCEPTED",
+                currency=currency,
+                balance_after=pending["balanceAfter"],
+            )
+        else:
+            receipt = rejected_receipt(
+                slip, final.code.value, final.message, final.details, currency
+            )
+            receipt["betId"] = bet_id
+        outcome = await self.store.resolve_pending(bet_id, isinstance(final, Accepted), receipt)
+        resolved = dict(outcome.receipt if outcome.receipt is not None else receipt)
+        if resolved["status"] == "REJECTED" and outcome.balance is not None:
+            resolved["balanceAfter"] = outcome.balance  # after the refund
+        self._tell(account_id, resolved)
+        return resolved
+
+    def _tell(self, account_id: str, receipt: dict[str, Any]) -> None:
+        if self.on_receipt is not None:
+            self.on_receipt(account_id, receipt)
+
+
+# ---- receipts (PROTOCOL.md, Bet receipt) --------------------------------------------------
+
+
+def _now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _slip_fields(slip: BetSlip) -> dict[str, Any]:
+    return {
+        "requestId": slip.request_id,
+        "type": slip.bet_type.value,
+        "system": None if slip.system is None else slip.system.value,
+        "eachWay": slip.each_way,
+    }
+
+
+def accepted_receipt(
+    bet_id: str,
+    slip: BetSlip,
+    accepted: Accepted,
+    *,
+    status: str,
+    currency: str,
+    balance_after: int | None,
+) -> dict[str, Any]:
+    return {
+        "betId": bet_id,
+        **_slip_fields(slip),
+        "status": status,
+        "code": None,
+        "message": None,
+        "placedAt": _now_text(),
+        "legs": [
+            {
+                "marketId": leg.market_id,
+                "selectionId": leg.selection_id,
+                "price": leg.price.to_wire(),
+                "result": None,
+            }
+            for leg in accepted.legs
+        ],
+        "lines": len(accepted.lines),
+        "stakePerLine": accepted.stake_per_line,
+        "totalStake": accepted.total_stake,
+        "potentialReturn": accepted.potential_return,
+        "currency": currency,
+        "balanceAfter": balance_after,
+        "settlement": None,
+    }
+
+
+def rejected_receipt(
+    slip: BetSlip, code: str, message: str, details: Mapping[str, object], currency: str
+) -> dict[str, Any]:
+    """Refused, nothing written or debited; ``details`` (an extension) says what would pass."""
+    return {
+        "betId": None,
+        **_slip_fields(slip),
+        "status": "REJECTED",
+        "code": code,
+        "message": message,
+        "details": dict(details),
+        "placedAt": _now_text(),
+        "legs": [
+            {
+                "marketId": leg.market_id,
+                "selectionId": leg.selection_id,
+                "price": leg.price.to_wire(),
+                "result": None,
+            }
+            for leg in slip.legs
+        ],
+        "lines": 0,
+        "stakePerLine": slip.stake_per_line,
+        "totalStake": 0,
+        "potentialReturn": 0,
+        "currency": currency,
+        "balanceAfter": None,
+        "settlement": None,
+    }
