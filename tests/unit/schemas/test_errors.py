@@ -75,7 +75,8 @@ async def response_error(route: str, data: bytes) -> dict[str, Any]:
         ("catalog.market", b"{}", "INVALID_REQUEST"),
         ("catalog.events", b'{"status": "open"}', "INVALID_REQUEST"),
         ("catalog.events", b"[1,", "INVALID_REQUEST"),
-        ("bets.place", b"{}", "UNKNOWN_ROUTE"),
+        ("bets.place", b"{}", "UNAVAILABLE"),  # this handler has no ledger
+        ("bets.cancel", b"{}", "UNKNOWN_ROUTE"),
         ("odds.stream", b"{}", "UNKNOWN_ROUTE"),  # a stream route asked as request-response
     ],
 )
@@ -91,7 +92,8 @@ async def test_request_response_errors_validate(route: str, data: bytes, code: s
     [
         ("odds.stream", b'{"oddsFormat": "decimals"}', "INVALID_REQUEST"),
         ("odds.stream", b'{"conflateMs": 1.5}', "INVALID_REQUEST"),
-        ("account.stream", b"{}", "UNKNOWN_ROUTE"),
+        ("account.stream", b"{}", "UNAVAILABLE"),
+        ("bets.stream", b"{}", "UNKNOWN_ROUTE"),
     ],
 )
 async def test_request_stream_errors_validate(route: str, data: bytes, code: str) -> None:
