@@ -1,6 +1,7 @@
-"""``bets.*`` and ``account.*`` over real RSocket connections, on a real SQLite ledger.
+"""``bets.*`` and ``account.*`` over real RSocket connections, on a real ledger.
 
-Field cases B09, B12, B13 end to end; security (PROTOCOL.md Authentication);
+Every test runs on SQLite and on PostgreSQL (``ledger_url``). Field cases B09,
+B12, B13 end to end; security (PROTOCOL.md Authentication);
 the in-play delay; admission control. Prices come from the live hub.
 """
 
@@ -10,7 +11,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,9 +52,10 @@ class Book:
 
 
 @pytest.fixture
-async def book(tmp_path: Path) -> AsyncIterator[Book]:
+async def book(ledger_url: str) -> AsyncIterator[Book]:
+    """A live server on a fresh ledger: SQLite, then PostgreSQL (the same behaviour)."""
     config = BettingConfig(default_in_play_delay_ms=300)
-    async with live_server(ledger_path=tmp_path / "ledger.db", betting=config) as live:
+    async with live_server(database=ledger_url, betting=config) as live:
         yield Book(live)
 
 

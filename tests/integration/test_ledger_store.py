@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import sqlite3
-import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -48,59 +45,6 @@ DATABASE_ENV = "SPORTSBOOK_TEST_DATABASE"
 
 
 # --- fixtures ---------------------------------------------------------------------------
-
-
-def _pg_sh(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(PG_SH), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """``$SPORTSBOOK_TEST_DATABASE``, else the project's own PostgreSQL (``pg.sh``),
-    started here if need be and then stopped at session end. Fails, never skips."""
-    url = os.environ.get(DATABASE_ENV, "").strip()
-    if url:
-        yield url
-        return
-    was_running = _pg_sh("status").returncode == 0
-    started = _pg_sh("start")
-    if started.returncode != 0:
-        pytest.fail(f"`pg.sh start` exited {started.returncode}:\n{started.stdout}", pytrace=False)
-    try:
-        yield _pg_sh("url").stdout.strip()
-    finally:
-        if not was_running:
-            _pg_sh("stop")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, empty ledger's URL: a new SQLite file, or a new PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
-        return
-    base: str = request.getfixturevalue("postgres_url")
-    schema = f"ledger_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(base)
-    try:
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
-    finally:
-        await conn.close()
-    try:
-        yield f"{base}{'&' if '?' in base else '?'}search_path={schema}"
-    finally:
-        conn = await asyncpg.connect(base)
-        try:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            await conn.close()
 
 
 @pytest.fixture
