@@ -116,13 +116,18 @@ class PlacementService:
         self._buckets: dict[str, _Bucket] = {}
 
     # ---- admission -------------------------------------------------------------
-    def _admit(self, account_id: str) -> None:
+    def _admit(self) -> None:
         if self._in_flight >= self.config.max_in_flight:
             raise ApiError(ErrorCode.RATE_LIMITED, "server busy: retry in 50 ms (retryAfterMs=50)")
+
+    def _admit_account(self, account_id: str, limits: Mapping[str, Any]) -> None:
+        """Per account: ``betsPerSecond`` from the account's limits, else the default."""
+        rate = float(limits.get("betsPerSecond", self.config.account_rate_per_s))
+        burst = max(int(rate * 2), self.config.account_burst)
         now = self._clock()
-        bucket = self._buckets.setdefault(account_id, _Bucket(self.config.account_burst, now))
-        if not bucket.take(self.config.account_rate_per_s, self.config.account_burst, now):
-            wait_ms = int(1000 / self.config.account_rate_per_s) + 1
+        bucket = self._buckets.setdefault(account_id, _Bucket(burst, now))
+        if not bucket.take(rate, burst, now):
+            wait_ms = int(1000 / rate) + 1
             raise ApiError(
                 ErrorCode.RATE_LIMITED,
                 f"too many bets from this account: retry in {wait_ms} ms (retryAfterMs={wait_ms})",
@@ -130,7 +135,7 @@ class PlacementService:
 
     # ---- placing -----------------------------------------------------------------
     async def place(self, account_id: str, request: PlaceBetRequest) -> dict[str, Any]:
-        self._admit(account_id)
+        self._admit()
         self._in_flight += 1
         try:
             return await self._place(account_id, request)
@@ -141,6 +146,7 @@ class PlacementService:
         account = await self.store.account(account_id)
         if account is None:
             raise ApiError(ErrorCode.FORBIDDEN, "no such account")
+        self._admit_account(account_id, account.limits)
         limits = self.config.limits.get(account.currency)
         if limits is None:
             raise ApiError(ErrorCode.UNAVAILABLE, f"no betting limits for {account.currency}")

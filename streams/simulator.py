@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sportsbook_core.catalogue import MarketDefinition, MarketStatus, SelectionDefinition
 from sportsbook_core.changes import FeedStatus, MarketChange
@@ -40,6 +40,11 @@ class SimulatorConfig:
         return cls(markets=int(parts[0]), rate=float(parts[1]), duration_s=duration)
 
 
+def _tomorrow() -> datetime:
+    today = datetime.now(UTC).replace(hour=20, minute=0, second=0, microsecond=0)
+    return today + timedelta(days=1)
+
+
 def simulated_definition(index: int, selections: int) -> MarketDefinition:
     return MarketDefinition(
         market_id=f"9.{index:06d}",
@@ -48,7 +53,7 @@ def simulated_definition(index: int, selections: int) -> MarketDefinition:
         name="Match Odds",
         market_type="MATCH_ODDS",
         sport="simulated",
-        start_time=datetime(2026, 12, 3, 20, 0, tzinfo=UTC),
+        start_time=_tomorrow(),  # pre-match: bets need no in-play delay
         status=MarketStatus.OPEN,
         in_play=False,
         bet_delay_ms=0,
