@@ -448,6 +448,7 @@ async def _serve_kafka(args: argparse.Namespace) -> int:
         database=args.database,
         ledger_path=args.ledger,
         demo_accounts=args.worker_index in (None, 0),
+        outbox_relay=args.worker_index in (None, 0),
     )
     server = SportsbookServer(config)
     await _start(server, None)

@@ -34,6 +34,7 @@ from sportsbook_core.changes import FeedStatus, MarketChange
 from streams.bus import InProcessPriceBus, PriceBus
 from streams.kafka_bus import PRICES_TOPIC, KafkaPriceBus, KafkaSettings
 from streams.odds_hub import HEARTBEAT_INTERVAL_S, OddsHub
+from streams.outbox_relay import OutboxRelay
 from streams.replay import replay
 
 log = logging.getLogger("sportsbook.server")
@@ -72,6 +73,8 @@ class ServerConfig:
     ledger_path: Path | None = None
     betting: BettingConfig = field(default_factory=BettingConfig)
     demo_accounts: bool = False
+    # With Kafka and a ledger: relay the ledger's outbox to sportsbook.bets (one process).
+    outbox_relay: bool = True
 
 
 Sink = Callable[[MarketChange | FeedStatus], Awaitable[None]]
@@ -151,6 +154,9 @@ class SportsbookServer:
         self.tokens = LedgerTokens(store, config.tokens)
         if config.demo_accounts:
             await seed_demo_accounts(store)
+        if config.kafka is not None and config.outbox_relay:
+            relay = OutboxRelay(store, config.kafka)
+            self._tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
 
     async def _join_kafka(self) -> int:
         """Kafka mode: find the topic, take its epoch, and return its end offset now."""
