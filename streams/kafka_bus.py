@@ -123,8 +123,8 @@ class KafkaPriceBus:
             client_id=f"{self.settings.client_id}-admin",
             request_timeout_ms=self.settings.request_timeout_ms,
         )
-        await admin.start()
-        try:
+        try:  # close even when start() fails, or its connections leak
+            await admin.start()
             cluster = await admin.describe_cluster()
             topics = await admin.describe_topics([self.settings.topic])
         finally:
@@ -152,8 +152,8 @@ class KafkaPriceBus:
     async def end_position(self) -> int:
         """The topic's end offset now: what a starting server must apply before it serves."""
         consumer = self._consumer()
-        await consumer.start()
         try:
+            await consumer.start()
             ends = await consumer.end_offsets([self._tp])
         finally:
             await consumer.stop()
@@ -166,15 +166,16 @@ class KafkaPriceBus:
         read = 0
         if end == 0:
             return 0
-        async for batch in self._records(0, 2048):
-            for record in batch:
-                if isinstance(record.item, BookUpdate):
-                    self._sequencer.adopt(record.item.book)
-            read += len(batch)
-            if progress is not None:
-                progress(batch[-1].position + 1, end)
-            if batch[-1].position + 1 >= end:
-                break
+        async with contextlib.aclosing(self._records(0, 2048)) as records:
+            async for batch in records:
+                for record in batch:
+                    if isinstance(record.item, BookUpdate):
+                        self._sequencer.adopt(record.item.book)
+                read += len(batch)
+                if progress is not None:
+                    progress(batch[-1].position + 1, end)
+                if batch[-1].position + 1 >= end:
+                    break
         self._position = end
         return len(self._sequencer)
 
@@ -230,9 +231,11 @@ class KafkaPriceBus:
         position = from_position
         while not self._closed:
             try:
-                async for batch in self._records(position, max_batch, watch=True):
-                    position = batch[-1].position + 1
-                    yield batch
+                records = self._records(position, max_batch, watch=True)
+                async with contextlib.aclosing(records):
+                    async for batch in records:
+                        position = batch[-1].position + 1
+                        yield batch
             except (KafkaError, OSError) as error:
                 self._set_health(False, "bus unreachable")
                 log.warning("reader lost the broker; retrying", extra={"error": repr(error)})
@@ -242,9 +245,10 @@ class KafkaPriceBus:
         self, from_position: int, max_batch: int, watch: bool = False
     ) -> AsyncIterator[list[BusRecord]]:
         consumer = self._consumer()
-        await consumer.start()
-        monitor = asyncio.create_task(self._watch(consumer)) if watch else None
+        monitor: asyncio.Task[None] | None = None
         try:
+            await consumer.start()
+            monitor = asyncio.create_task(self._watch(consumer)) if watch else None
             consumer.assign([self._tp])
             consumer.seek(self._tp, from_position)
             while not self._closed:

@@ -32,6 +32,19 @@ class _Unacked:
     future: asyncio.Future[Any] | None = None
 
 
+async def stop_producer(producer: AIOKafkaProducer, timeout_s: float) -> None:
+    """Stop ``producer``; if it cannot flush in time (broker gone), close its sockets anyway.
+
+    aiokafka's ``stop()`` closes its connections only after the flush, and a
+    timed-out ``stop()`` cannot be called again, so without this they leak.
+    """
+    try:
+        await asyncio.wait_for(producer.stop(), timeout_s)
+    except Exception:
+        with contextlib.suppress(Exception):
+            await producer.client.close()
+
+
 def _retrieve(future: asyncio.Future[Any]) -> None:
     """The acker reads each outcome; this stops asyncio logging superseded ones as lost."""
     if not future.cancelled():
@@ -92,8 +105,7 @@ class ReliableProducer:
                 await self._acker
         producer, self.producer = self.producer, None
         if producer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), 10.0)
+            await stop_producer(producer, 10.0)
 
     # ---- waiting ---------------------------------------------------------------
     def _notify(self) -> None:
@@ -146,8 +158,7 @@ class ReliableProducer:
     async def _replace_producer(self) -> None:
         old, self.producer = self.producer, None
         if old is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(old.stop(), 5.0)
+            await stop_producer(old, 5.0)
         delay = 0.5
         while self.producer is None:
             try:
@@ -187,6 +198,6 @@ class ReliableProducer:
         try:
             await producer.start()
         except BaseException:
-            await producer.stop()
+            await stop_producer(producer, 5.0)
             raise
         return producer

@@ -273,14 +273,18 @@ class OddsHub:
     async def run(self, bus: PriceBus, from_position: int = 0) -> None:
         """Consume the bus for ever, one batch at a time."""
         heartbeats = asyncio.create_task(self._heartbeats())
+        records = bus.read(from_position)
         try:
-            async for batch in bus.read(from_position):
+            async for batch in records:
                 self.apply_batch(batch)
                 self.ready.set()
                 self._advanced.set()
                 self._advanced = asyncio.Event()
                 await asyncio.sleep(0)
         finally:
+            aclose = getattr(records, "aclose", None)
+            if aclose is not None:  # a reader left at a yield keeps its connections otherwise
+                await aclose()
             heartbeats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeats

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from ledger_store.store import LedgerStore
+from streams.kafka_publisher import stop_producer
 
 log = logging.getLogger("sportsbook.outbox")
 
@@ -48,7 +49,7 @@ class OutboxRelay:
                 log.warning("outbox relay: broker error; retrying", extra={"error": repr(error)})
                 await asyncio.sleep(RETRY_S)
             finally:
-                await producer.stop()
+                await stop_producer(producer, 10.0)
 
     async def _relay(self, producer: AIOKafkaProducer) -> None:
         while True:

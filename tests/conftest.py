@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import subprocess
@@ -54,6 +55,16 @@ def kafka_broker() -> Iterator[KafkaBroker]:
     finally:
         if broker.started_here:
             broker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _collect_kafka_garbage(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that used the broker, collect garbage now: an aiokafka socket it
+    leaked then fails *that* test (filterwarnings=error), not whichever test the
+    garbage collector happens to run in later."""
+    yield
+    if "kafka_broker" in request.fixturenames:
+        gc.collect()
 
 
 @pytest.fixture

@@ -90,10 +90,12 @@ async def _wait_for_metadata(bootstrap: str, timeout_s: float) -> None:
     last: BaseException | None = None
     while True:
         left = deadline - time.monotonic()
-        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        # The client's own request timeout, not a cancellation: cancelling bootstrap()
+        # mid-request leaks its bootstrap connection (a ResourceWarning much later).
+        timeout_ms = int(min(max(left, 0.5), 5.0) * 1000)
+        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
         try:
-            async with asyncio.timeout(max(left, 0.5)):
-                await client.bootstrap()
+            await client.bootstrap()
             return
         except (KafkaError, OSError, TimeoutError) as exc:
             last = exc
