@@ -26,7 +26,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,7 +222,7 @@ class KafkaPriceBus:
     # ---- reading ---------------------------------------------------------------
     async def read(
         self, from_position: int = 0, max_batch: int = 512
-    ) -> AsyncIterator[list[BusRecord]]:
+    ) -> AsyncGenerator[list[BusRecord], None]:
         """Every record from ``from_position`` on, decoded, for ever; watches bus health.
 
         A broker that goes away is waited for, never fatal: the reader resumes
@@ -243,7 +243,7 @@ class KafkaPriceBus:
 
     async def _records(
         self, from_position: int, max_batch: int, watch: bool = False
-    ) -> AsyncIterator[list[BusRecord]]:
+    ) -> AsyncGenerator[list[BusRecord], None]:
         consumer = self._consumer()
         monitor: asyncio.Task[None] | None = None
         try:
