@@ -381,7 +381,8 @@ cmd_stop() {
     say "not running"
     return 0
   fi
-  say "stopping pid $pid (SIGTERM) ..."
+  warn_other_port "$(configured_bootstrap)"
+  say "stopping pid $pid on $(configured_bootstrap) (SIGTERM) ..."
   kill -TERM "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
   while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
@@ -396,11 +397,27 @@ cmd_stop() {
   say "stopped in $(elapsed)"
 }
 
+# The address the state dir's broker was configured with (it may differ from
+# $KAFKA_PORT when that was set differently at start).
+configured_bootstrap() {
+  local line
+  line="$(grep -m1 '^advertised.listeners=' "$CONF" 2>/dev/null || true)"
+  [[ -n "$line" ]] && printf '%s\n' "${line##*://}" || printf '%s\n' "$LOCAL_BOOTSTRAP"
+}
+
+warn_other_port() {
+  local actual="$1"
+  [[ "$actual" == "$LOCAL_BOOTSTRAP" ]] ||
+    say "note: the broker of state $KAFKA_STATE_DIR listens on $actual, not $LOCAL_BOOTSTRAP (set KAFKA_STATE_DIR to pick another broker)"
+}
+
 cmd_status() {
-  local pid
+  local pid actual
   if pid="$(broker_pid)"; then
+    actual="$(configured_bootstrap)"
     printf 'running pid=%s bootstrap=%s version=%s state=%s\n' \
-      "$pid" "$LOCAL_BOOTSTRAP" "$(kafka_version)" "$KAFKA_STATE_DIR"
+      "$pid" "$actual" "$(kafka_version)" "$KAFKA_STATE_DIR"
+    warn_other_port "$actual"
     return 0
   fi
   printf 'stopped (bootstrap would be %s, state %s)\n' "$LOCAL_BOOTSTRAP" "$KAFKA_STATE_DIR"

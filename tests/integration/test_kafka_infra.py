@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from tests.testkit.kafka import (
@@ -16,6 +17,7 @@ from tests.testkit.kafka import (
     KafkaBroker,
     describe_topic,
     kafka_admin,
+    run_kafka_sh,
     topic_configs,
 )
 
@@ -112,3 +114,20 @@ async def test_kafka_sh_topics_makes_prices_with_1_partition_and_the_others_with
             "retention.ms": "2592000000",
         }
     assert "WARNING" not in output, output
+
+
+def test_kafka_sh_status_names_the_port_its_broker_listens_on_not_the_asked_one(
+    kafka_broker: KafkaBroker,
+) -> None:
+    """`KAFKA_PORT=1 kafka.sh status` reports the state dir's broker at its real address
+    and says it differs (a user once stopped the wrong broker believing the port)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP", "KAFKA_PORT")}
+    code, plain = run_kafka_sh("status", env=env)
+    if code != 0 or f"bootstrap={kafka_broker.bootstrap} " not in plain:
+        pytest.skip(f"the test broker is not this checkout's kafka.sh broker: {plain.strip()}")
+    code, output = run_kafka_sh("status", env={**env, "KAFKA_PORT": "1"})
+    assert code == 0, output
+    assert f"bootstrap={kafka_broker.bootstrap} " in output
+    assert f"listens on {kafka_broker.bootstrap}, not 127.0.0.1:1 (set KAFKA_STATE_DIR" in output, (
+        output
+    )
