@@ -43,7 +43,12 @@ from rsocket_server import logs
 from rsocket_server.app import DEMO_ACCOUNTS, FeedRunner, ServerConfig, SportsbookServer
 from rsocket_server.workers import WorkerFailed, supervise
 from sportsbook_core.odds_formats import OddsFormat
-from streams.feed_process import FeedReplayConfig, run_feed_replay
+from streams.feed_process import (
+    FeedReplayConfig,
+    NotARecording,
+    plural,
+    run_feed_replay,
+)
 from streams.kafka_bus import PRICES_TOPIC, KafkaBusError
 from streams.simulator import SimulatorConfig, simulate
 
@@ -261,7 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="real time × N, N > 0 (default: flat out)",
     )
     feed_replay.add_argument("--loop", action="store_true", help="replay again and again")
-    feed_replay.add_argument("--quiet", action="store_true", help="no progress bar")
+    feed_replay.add_argument(
+        "--concurrent",
+        action="store_true",
+        help="play every recording side by side from the start (default: one calendar timeline)",
+    )
+    feed_replay.add_argument("--quiet", action="store_true", help="no progress line on stderr")
 
     events = commands.add_parser("events", help="list events and their markets")
     _common_client(events)
@@ -501,11 +511,18 @@ async def _feed(args: argparse.Namespace) -> int:
         speed=args.speed,
         loop=args.loop,
         progress=not args.quiet,
+        concurrent=args.concurrent,
     )
-    result = await run_feed_replay(config)
+    try:
+        result = await run_feed_replay(config)
+    except NotARecording as error:
+        # Checked before connecting: nothing was published.
+        print(f"feed: {error}", file=sys.stderr)
+        return 2
     _out(
-        f"feed: published {result.published} updates to {args.topic} in {result.seconds:g}s "
-        f"({result.rejected} changes rejected, {result.producer_restarts} producer restarts)"
+        f"feed: published {plural(result.published, 'update')} to {args.topic} in "
+        f"{result.seconds:g}s ({plural(result.rejected, 'change')} rejected, "
+        f"{plural(result.producer_restarts, 'producer restart')})"
     )
     return 0
 

@@ -91,6 +91,8 @@ class SportsbookServer:
         self.tokens: TokenDirectory = StaticTokens(config.tokens)
         self.betting: BettingServices | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._connections: set[asyncio.Task[Any]] = set()
+        self._stopping = False
         self._tcp: asyncio.Server | None = None
         self._runner: web.AppRunner | None = None
         self.tcp_port = config.tcp_port
@@ -210,10 +212,12 @@ class SportsbookServer:
         )
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._tcp is not None:
             self._tcp.close()
         for session in list(LIVE_SESSIONS):
             session._close_soon()
+        await self._end_connections()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -234,9 +238,31 @@ class SportsbookServer:
             max_lifetime_s=self.config.max_lifetime_s,
         )
 
+    async def _end_connections(self, timeout_s: float = 2.0) -> None:
+        """Let the closing sessions' TCP handler tasks end, then cancel any left.
+
+        A handler left pending is cancelled when the loop ends, and asyncio
+        (3.11) logs that cancellation as an error with a traceback.
+        """
+        if not self._connections:
+            return
+        _, pending = await asyncio.wait(self._connections, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     async def _on_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
         session = self._new_session(GuardedTcpTransport(reader, writer))
-        await session.wait_closed()
+        try:
+            await session.wait_closed()
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # Shutting down: end quietly (a cancelled handler is logged as an error).
 
     async def _on_websocket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=MAX_WS_MESSAGE, compress=False)
@@ -265,11 +291,23 @@ class SportsbookServer:
             app.router.add_get("/", self._landing)
         return app
 
+    def health_reason(self) -> str | None:
+        """Why prices are not live (a dead feed, the bus, the feed's status), or None."""
+        if self.feed_error is not None:
+            return "feed stopped"
+        if self.hub.feed_healthy:
+            return None
+        return self.hub.feed_reason or "feed unhealthy"
+
     async def _health(self, _request: web.Request) -> web.Response:
+        # 200 even when degraded (docs/KAFKA.md): a broker outage degrades every
+        # server at once, and the process still serves; `status` says so.
+        reason = self.health_reason()
         return web.json_response(
             {
-                "status": "ok" if self.feed_error is None else "degraded",
-                "feedHealthy": self.hub.feed_healthy and self.feed_error is None,
+                "status": "ok" if reason is None else "degraded",
+                "reason": reason,
+                "feedHealthy": reason is None,
                 "feedError": self.feed_error,
                 "markets": sum(1 for _ in self.hub.books()),
                 "subscriptions": self.hub.subscription_count,

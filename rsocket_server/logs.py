@@ -57,6 +57,10 @@ def configure(level: str = "warning") -> None:
     # rsocket-py logs client mistakes (bad frames, refused setups) at ERROR with
     # tracebacks; the server reports those itself, so keep the library at CRITICAL
     # unless debugging.
-    logging.getLogger("pyrsocket").setLevel(logging.DEBUG if level == "debug" else logging.CRITICAL)
+    quiet = logging.DEBUG if level == "debug" else logging.CRITICAL
+    logging.getLogger("pyrsocket").setLevel(quiet)
+    # aiokafka logs every failed reconnect (several a second while a broker is
+    # away); the bus logs one ``bus health`` line per change instead.
+    logging.getLogger("aiokafka").setLevel(quiet)
     aiohttp_server = logging.getLogger("aiohttp.server")
     aiohttp_server.filters[:] = [ClientHttpErrors(keep=root.level <= logging.INFO)]

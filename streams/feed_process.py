@@ -1,23 +1,42 @@
 """``sportsbook feed replay``: a feed as its own process, publishing to the Kafka price bus.
 
-It first reads the topic back (adopting every market's newest book, so seqs
-continue where the bus left them), then replays the recordings into the bus
-and waits until the broker has acknowledged every record.
+It first checks that every file is a Betfair stream recording (so a wrong file
+publishes nothing), reads the topic back (adopting every market's newest book,
+so seqs continue where the bus left them), then replays the recordings into
+the bus and waits until the broker has acknowledged every record.
 """
 
 from __future__ import annotations
 
+import asyncio
+import bz2
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
+import orjson
+
+from sportsbook_core.changes import MarketChange
+from streams.bus import BusItem
 from streams.kafka_bus import KafkaPriceBus, KafkaSettings
 from streams.replay import replay
 
 log = logging.getLogger("sportsbook.feed")
+
+# A TTY line is redrawn this often; a pipe or log file gets a whole line this often.
+TTY_PROGRESS_S = 1.0
+LINE_PROGRESS_S = 10.0
+# What a recording of the Exchange Stream API starts with (a catalogue file's op
+# is "marketCatalogue"; ccm: the cricket stream beside some recordings).
+STREAM_OPS = frozenset(
+    {"connection", "authentication", "marketSubscription", "status", "heartbeat", "mcm", "ocm"}
+    | {"orderSubscription", "ccm"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,35 +59,193 @@ class FeedReplayResult:
     seconds: float
 
 
-async def run_feed_replay(config: FeedReplayConfig) -> FeedReplayResult:
+class NotARecording(ValueError):
+    """A file given to the feed is not a Betfair stream recording."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path} is not a Betfair stream recording: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+# ---- checking the files up front -------------------------------------------------
+def check_recordings(paths: Sequence[Path]) -> None:
+    """Raise :class:`NotARecording` for the first file whose first message is not Betfair's."""
+    for path in paths:
+        reason = _first_message_problem(path)
+        if reason is not None:
+            raise NotARecording(path, reason)
+
+
+def _first_message_problem(path: Path) -> str | None:
+    """Why the first message of ``path`` is not a stream message (an object with an ``op``)."""
+    try:
+        with _open(path) as handle:
+            line = next(_non_blank(handle), None)
+            if line is None:
+                return "the file is empty"
+            first = _decode_first(line, handle)
+    except (OSError, EOFError, ValueError) as error:  # bad .bz2 data, unreadable file
+        return str(error)
+    if isinstance(first, str):
+        return first
+    message = first[0] if isinstance(first, list) and first else first
+    if not isinstance(message, dict) or not isinstance(message.get("op"), str):
+        return 'its first message is not a JSON object with an "op"'
+    if message["op"] not in STREAM_OPS:
+        return f"its first message is op {message['op']!r}, not a stream message"
+    return None
+
+
+def _open(path: Path) -> IO[bytes]:
+    return bz2.open(path, "rb") if path.suffix == ".bz2" else path.open("rb")
+
+
+def _non_blank(handle: IO[bytes]) -> Iterator[bytes]:
+    return (line for line in handle if line.strip())
+
+
+def _decode_first(line: bytes, handle: IO[bytes]) -> object:
+    """The first line decoded; a pretty-printed sample is one JSON document. A str: why not."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        if not line.lstrip().startswith((b"{", b"[")):
+            return f"its first line is not JSON ({error})"
+    try:
+        return orjson.loads(line + handle.read())
+    except orjson.JSONDecodeError as error:
+        return f"neither JSON lines nor one JSON document ({error})"
+
+
+# ---- progress ----------------------------------------------------------------------
+class FeedProgress:
+    """One status line on stderr: redrawn in place on a TTY, else a whole line now and then.
+
+    ``end`` finishes a redrawn line with a newline, so what follows starts clean.
+    """
+
+    def __init__(self, enabled: bool, stream: IO[str] | None = None) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = enabled
+        self.tty = self.stream.isatty()
+        self.every_s = TTY_PROGRESS_S if self.tty else LINE_PROGRESS_S
+        self._open_line = False
+        self._last = -float("inf")
+
+    def show(self, text: str, *, now: bool = False) -> None:
+        """``text`` as the status, unless one was shown less than ``every_s`` ago."""
+        if not self.enabled:
+            return
+        clock = time.monotonic()
+        if not now and clock - self._last < self.every_s:
+            return
+        self._last = clock
+        if self.tty:
+            self.stream.write(f"\r\x1b[K{text}")
+            self._open_line = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def say(self, text: str) -> None:
+        """A line of its own (after ending any status line)."""
+        if self.enabled:
+            self.end()
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def end(self) -> None:
+        if self._open_line:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open_line = False
+
+
+class _Counter:
+    """Counts what the feed publishes (the progress line's numbers)."""
+
+    def __init__(self, bus: KafkaPriceBus) -> None:
+        self.bus = bus
+        self.first = bus.position
+        self.markets: set[str] = set()
+        self._mark = (time.monotonic(), bus.position)
+
+    async def publish(self, item: BusItem) -> None:
+        await self.bus.publish(item)
+        if isinstance(item, MarketChange):
+            self.markets.add(item.market_id)
+
+    def status(self) -> str:
+        now, position = time.monotonic(), self.bus.position
+        rate = (position - self._mark[1]) / max(now - self._mark[0], 1e-9)
+        self._mark = (now, position)
+        return (
+            f"feed: published {plural(position - self.first, 'update')} "
+            f"({plural(len(self.markets), 'market')}, {rate:,.0f}/s)"
+        )
+
+
+async def _report(progress: FeedProgress, counter: _Counter) -> None:
+    while True:
+        await asyncio.sleep(progress.every_s)
+        progress.show(counter.status(), now=True)
+
+
+# ---- the run -----------------------------------------------------------------------
+async def run_feed_replay(
+    config: FeedReplayConfig, progress: FeedProgress | None = None
+) -> FeedReplayResult:
     started = time.monotonic()
+    check_recordings(config.files)
+    progress = progress or FeedProgress(config.progress)
     bus = KafkaPriceBus(KafkaSettings(config.kafka, config.topic, client_id="sportsbook-feed"))
     try:
         await bus.start()
-        adopted = await bus.rebuild_sequencer(_rebuild_progress if config.progress else None)
-        if config.progress and adopted:
-            print(f"\rfeed: continuing {adopted} markets already on the bus", file=sys.stderr)
+        adopted = await _rebuild(bus, progress)
         await bus.start_publisher()
-        first = bus.position
-        await replay(
-            list(config.files),
-            bus.publish,
-            speed=config.speed,
-            loop=config.loop,
-            progress=config.progress,
-            concurrent=config.concurrent,
-        )
+        counter = _Counter(bus)
+        await _replay(config, counter, progress)
         await bus.flush()
         return FeedReplayResult(
             adopted,
-            bus.position - first,
+            bus.position - counter.first,
             bus.rejected_changes,
             bus.producer_restarts,
             round(time.monotonic() - started, 3),
         )
     finally:
+        progress.end()
         await bus.close()
 
 
-def _rebuild_progress(done: int, total: int) -> None:
-    print(f"\rfeed: reading the bus back {done}/{total}", end="", file=sys.stderr, flush=True)
+async def _rebuild(bus: KafkaPriceBus, progress: FeedProgress) -> int:
+    def show(done: int, total: int) -> None:
+        progress.show(f"feed: reading the bus back {done:,}/{total:,}")
+
+    adopted = await bus.rebuild_sequencer(show if progress.enabled else None)
+    if adopted:
+        progress.say(f"feed: continuing {plural(adopted, 'market')} already on the bus")
+    progress.end()
+    return adopted
+
+
+async def _replay(config: FeedReplayConfig, counter: _Counter, progress: FeedProgress) -> None:
+    reporter = asyncio.create_task(_report(progress, counter)) if progress.enabled else None
+    try:
+        await replay(
+            list(config.files),
+            counter.publish,
+            speed=config.speed,
+            loop=config.loop,
+            concurrent=config.concurrent,
+        )
+    finally:
+        if reporter is not None:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import orjson
 import pytest
@@ -44,3 +45,26 @@ def test_malformed_http_request_is_one_info_line_without_traceback_at_info(
         "status": 400,
     }
     assert "exc" not in line
+
+
+@pytest.fixture
+def restore_aiokafka_level() -> Iterator[None]:
+    aiokafka = logging.getLogger("aiokafka")
+    saved = aiokafka.level
+    yield
+    aiokafka.setLevel(saved)
+
+
+@pytest.mark.usefixtures("restore_aiokafka_level")
+def test_aiokafka_reconnect_errors_are_silent_unless_debugging(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A broker outage: aiokafka logs each failed reconnect; the bus logs `bus health` once."""
+    logs.configure("warning")
+    logging.getLogger("aiokafka.conn").error("Unable connect to node with id 1")
+    logging.getLogger("aiokafka").warning("Got error produce response")
+    assert capsys.readouterr().err == ""
+    logs.configure("debug")
+    logging.getLogger("aiokafka.conn").error("Unable connect to node with id 1")
+    [line] = [orjson.loads(x) for x in capsys.readouterr().err.splitlines()]
+    assert (line["level"], line["logger"]) == ("error", "aiokafka.conn")
