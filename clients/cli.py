@@ -41,7 +41,7 @@ from clients.odds_table import render_market
 from clients.shared_data import demo_recordings
 from rsocket_server import logs
 from rsocket_server.app import DEMO_ACCOUNTS, FeedRunner, ServerConfig, SportsbookServer
-from rsocket_server.workers import WorkerFailed, supervise
+from rsocket_server.workers import WorkerFailed, exit_with_supervisor, supervise
 from sportsbook_core.odds_formats import OddsFormat
 from streams.feed_process import (
     FeedReplayConfig,
@@ -384,7 +384,8 @@ def _install_uvloop() -> None:
 async def _serve(args: argparse.Namespace) -> int:
     _check_scale_out(args)
     if args.workers > 1:
-        return await supervise(args.workers, _worker_args(args.argv))
+        ports = (args.tcp_port, args.http_port)
+        return await supervise(args.workers, _worker_args(args.argv), args.host, ports)
     if args.kafka:
         return await _serve_kafka(args)
     try:
@@ -446,6 +447,8 @@ def _worker_args(argv: Sequence[str]) -> list[str]:
 
 
 async def _serve_kafka(args: argparse.Namespace) -> int:
+    if args.worker_index is not None:
+        exit_with_supervisor()
     config = ServerConfig(
         host=args.host,
         tcp_port=args.tcp_port,
