@@ -27,7 +27,8 @@ closed loop, no retry) for a warm-up and then ``--duration`` seconds:
 Measured per cell, over the answers that arrive inside the window: accepted
 bets/s (a receipt with status ACCEPTED: written durably before it was sent),
 RATE_LIMITED/s (the server's admission bound, ``BettingConfig.max_in_flight``
-= 512; counted, never retried), any other answer/s, latency p50/p99 of the
+= 64, after a wait of up to ``admission_wait_ms`` = 50 for a place; counted,
+never retried unless ``--backoff-ms``), any other answer/s, latency p50/p99 of the
 accepted ones (client send → answer, ``CLOCK_MONOTONIC``), CPU % of the
 server, the private PostgreSQL cluster, the clients and of the machine's other
 processes (the machine is shared); after the cell, the ledger's ACCEPTED bets

@@ -19,6 +19,7 @@ from typing import Any
 from ledger_store.store import (
     Account,
     AccountExists,
+    AccountTerms,
     BetStatus,
     LedgerStore,
     OutboxEvent,
@@ -36,6 +37,7 @@ from ledger_store.store import (
 __all__ = [
     "Account",
     "AccountExists",
+    "AccountTerms",
     "BetStatus",
     "LedgerStore",
     "OutboxEvent",

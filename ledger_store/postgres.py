@@ -3,15 +3,22 @@
 Same behaviour as :mod:`ledger_store.sqlite` (same tests). Each write is one
 transaction on one pooled connection, READ COMMITTED, and serialises on the
 account's row: ``SELECT … FOR UPDATE`` on ``accounts`` comes first, so the
-balance check, the idempotency look-up (which runs after the lock, on a fresh
-snapshot) and the writes see every earlier placement on that account, while
-placements on different accounts run in parallel. Rows are always locked in one
-order — account, then bet, then exposure rows sorted by (market, selection) —
-so two transactions cannot deadlock on each other.
+balance check and the writes see every earlier placement on that account,
+while placements on different accounts run in parallel. Rows are always locked
+in one order — account, then bet, then exposure rows sorted by (market,
+selection) — so two transactions cannot deadlock on each other.
 
-``UNIQUE (account_id, request_id)`` is the final guard: should two retries of
-one request ever both get past the look-up, the loser's transaction fails on
-it and is run again, and then answers ``replayed`` (or ``conflict``).
+A placement is four round trips (BEGIN; lock the account, look up the request
+id and allocate the bet id; add the exposure and write the bet, its STAKE
+entry, exposure rows and outbox event in one statement; COMMIT), each statement
+prepared once per connection (asyncpg's statement cache). Commits stay
+synchronous (durable before the receipt). Connections go back to the pool
+without asyncpg's session reset query (see :func:`_keep_session`).
+
+``UNIQUE (account_id, request_id)`` is the final guard: the idempotency
+look-up reads the statement's snapshot, so should two retries of one request
+both get past it, the loser's transaction fails on the constraint and is run
+again, and then answers ``replayed`` (or ``conflict``).
 
 Bet ids come from the sequence ``bet_seq`` (unique across restarts and
 processes; a rolled-back transaction may leave a gap, never a duplicate).
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 import orjson
@@ -31,6 +38,7 @@ from ledger_store.store import (
     BETS_TOPIC,
     Account,
     AccountExists,
+    AccountTerms,
     BetStatus,
     OutboxEvent,
     Outcome,
@@ -58,18 +66,64 @@ DEFAULT_QUEUE_SIZE = 1024
 MIGRATION_LOCK = 0x5B0_0C1ED6E  # pg_advisory_xact_lock key: one migrator at a time
 REQUEST_UNIQUE = "bets_request_unique"
 
-_ACCOUNT_BY_ID = """SELECT a.account_id, a.currency, a.limits,
-    (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e
-        WHERE e.account_id = a.account_id)::bigint AS balance,
+_ACCOUNT_BY_ID = """SELECT a.account_id, a.currency, a.limits, a.balance,
     (SELECT COUNT(*) FROM bets b
         WHERE b.account_id = a.account_id AND b.status IN ('PENDING', 'ACCEPTED')) AS open_bets
 FROM accounts a WHERE a.account_id = $1"""
-_ACCOUNT_BY_HASH = """SELECT a.account_id, a.currency, a.limits,
-    (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e
-        WHERE e.account_id = a.account_id)::bigint AS balance,
+_ACCOUNT_BY_HASH = """SELECT a.account_id, a.currency, a.limits, a.balance,
     (SELECT COUNT(*) FROM bets b
         WHERE b.account_id = a.account_id AND b.status IN ('PENDING', 'ACCEPTED')) AS open_bets
 FROM accounts a WHERE a.token_hash = $1"""
+_ACCOUNT_TERMS = "SELECT currency, limits FROM accounts WHERE account_id = $1"
+# Locks the account's row and reads its balance and the bet already placed with
+# this request id (if any); when the bet can go ahead (new request, funds enough,
+# and, read without locking, no selection would go over the liability limit $7)
+# it allocates the bet id too: one round trip. Under READ COMMITTED the locked
+# account row is re-read at its latest version after waiting for the lock; the
+# bets side is the statement's snapshot, so a retry of the same request that
+# committed while this one waited is not seen here: the bet's INSERT then fails on
+# UNIQUE (account_id, request_id) and the placement runs again (and replays).
+_LOCK_AND_LOOK = """SELECT a.balance, b.bet_id, b.body_hash, b.receipt,
+    CASE WHEN b.bet_id IS NULL AND a.balance >= $3 AND NOT EXISTS (
+        SELECT 1 FROM unnest($4::text[], $5::text[], $6::bigint[])
+            AS u (market_id, selection_id, added)
+        LEFT JOIN exposure x USING (market_id, selection_id)
+        WHERE $7::bigint IS NOT NULL AND COALESCE(x.liability, 0) + u.added > $7::bigint
+    ) THEN nextval('bet_seq') END AS seq
+FROM accounts a LEFT JOIN bets b ON b.account_id = a.account_id AND b.request_id = $2
+WHERE a.account_id = $1
+FOR UPDATE OF a"""
+# Adds the bet's liabilities to the book's exposure rows (locking them, in sorted
+# order) and, unless one then exceeds the limit ($15, NULL: none), writes the bet,
+# its STAKE entry (whose trigger debits accounts.balance, CHECK >= 0), its exposure
+# rows and its outbox event: one statement. One row: the first selection over the
+# limit (then nothing but the exposure was written: the caller rolls back), or NULLs.
+_EXPOSE_AND_WRITE = """WITH up AS (
+    INSERT INTO exposure AS x (market_id, selection_id, liability)
+    SELECT * FROM unnest($10::text[], $11::text[], $12::bigint[])
+    ON CONFLICT (market_id, selection_id) DO UPDATE SET liability = x.liability + excluded.liability
+    RETURNING x.market_id, x.selection_id, x.liability
+), over AS (
+    SELECT market_id, selection_id, liability FROM up
+    WHERE $15::bigint IS NOT NULL AND liability > $15::bigint
+    ORDER BY market_id, selection_id LIMIT 1
+), bet AS (
+    INSERT INTO bets (seq, bet_id, account_id, request_id, body_hash, status, total_stake,
+        receipt, placed_at, updated_at)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $9 WHERE NOT EXISTS (SELECT 1 FROM over)
+    RETURNING bet_id
+), stake AS (
+    INSERT INTO ledger_entries (account_id, kind, amount, bet_id, reference, created_at)
+    SELECT $3, 'STAKE', -$7::bigint, bet.bet_id, $4, $9 FROM bet
+), legs AS (
+    INSERT INTO bet_exposures (bet_id, market_id, selection_id, liability)
+    SELECT bet.bet_id, u.* FROM bet, unnest($10::text[], $11::text[], $12::bigint[]) AS u
+), event AS (
+    INSERT INTO outbox (topic, key, payload, created_at) SELECT $13, $3, $14, $9 FROM bet
+)
+SELECT over.market_id, over.selection_id, over.liability
+FROM (VALUES (1)) AS one (n) LEFT JOIN over ON true"""
+# The precise path, when the look-ahead above saw a selection over the limit.
 # Adds the bet's liabilities to the book's exposure rows (locking them, in sorted
 # order) and, unless one then exceeds the limit ($4, NULL: none), allocates the bet
 # id. One row: the first selection over the limit, or seq.
@@ -131,6 +185,15 @@ async def _init_connection(conn: Any) -> None:
         )
 
 
+async def _keep_session(conn: Any) -> None:
+    """The pool's reset on release, instead of asyncpg's default (``RESET ALL``,
+    ``CLOSE ALL``, ``UNLISTEN *``, ``pg_advisory_unlock_all()``: one more round trip
+    a bet). This store leaves no session state behind: it sets nothing, opens no
+    cursor, listens to nothing and takes only transaction-scoped advisory locks. An
+    open transaction is still rolled back on release (the pool does that before
+    calling this)."""
+
+
 def _entry(r: Any) -> LedgerEntry:
     kind = EntryKind(r["kind"])
     return LedgerEntry(
@@ -180,7 +243,9 @@ class PostgresLedgerStore:
         ``queue_size`` placements may be in flight; more raise :class:`StoreBusy`
         at once, as the SQLite store's full queue does. Options meant only for the
         SQLite store (``max_batch``, ``write_timeout``) are ignored."""
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size, init=_init_connection)
+        pool = await asyncpg.create_pool(
+            url, min_size=1, max_size=pool_size, init=_init_connection, reset=_keep_session
+        )
         try:
             await _migrate(pool)
         except BaseException:
@@ -275,44 +340,50 @@ class PostgresLedgerStore:
             self._placing -= 1
 
     async def _place_once(self, p: Placement) -> PlaceOutcome:
+        """BEGIN, lock-and-look, expose-and-write, COMMIT: four round trips. When the
+        look-ahead sees a selection over the liability limit, the exposure is added
+        under its row locks first and the bet id allocated only if it fits (so a
+        refusal leaves no gap in the bet ids), then the bet written: five."""
+        exposures = p.merged_exposures()
+        markets = [market_id for market_id, _, _ in exposures]
+        selections = [selection_id for _, selection_id, _ in exposures]
+        added = [liability for _, _, liability in exposures]
         async with self._pool.acquire() as conn, conn.transaction():
-            balance = await _lock_account(conn, p.account_id)
-            existing = await conn.fetchrow(
-                "SELECT bet_id, body_hash, receipt FROM bets"
-                " WHERE account_id = $1 AND request_id = $2",
+            row = await conn.fetchrow(
+                _LOCK_AND_LOOK,
                 p.account_id,
                 p.request_id,
+                p.total_stake,
+                markets,
+                selections,
+                added,
+                p.liability_limit,
             )
-            if existing is not None:
-                if existing["body_hash"] != p.body_hash:
-                    return PlaceOutcome(Outcome.CONFLICT, existing["bet_id"], None, balance)
-                return PlaceOutcome(
-                    Outcome.REPLAYED, existing["bet_id"], existing["receipt"], balance
-                )
+            if row is None:
+                raise UnknownAccount(f"no account {p.account_id!r}")
+            balance: int = row["balance"]
+            if row["bet_id"] is not None:
+                if row["body_hash"] != p.body_hash:
+                    return PlaceOutcome(Outcome.CONFLICT, row["bet_id"], None, balance)
+                return PlaceOutcome(Outcome.REPLAYED, row["bet_id"], row["receipt"], balance)
             if balance < p.total_stake:
                 detail = {"balance": balance, "required": p.total_stake}
                 return PlaceOutcome(Outcome.INSUFFICIENT_FUNDS, None, None, balance, detail)
-            exposures = p.merged_exposures()
-            markets = [market_id for market_id, _, _ in exposures]
-            selections = [selection_id for _, selection_id, _ in exposures]
-            added = [liability for _, _, liability in exposures]
-            over = await conn.fetchrow(
-                _EXPOSE_AND_ALLOCATE, markets, selections, added, p.liability_limit
-            )
-            if over["seq"] is None:
-                key = (over["market_id"], over["selection_id"])
-                already = over["liability"] - next(v for m, s, v in exposures if (m, s) == key)
-                detail = liability_detail(
-                    over["market_id"], over["selection_id"], already, p.liability_limit or 0
+            seq: int | None = row["seq"]
+            exposed = False
+            if seq is None:  # over the limit as last committed: check under the row locks
+                over = await conn.fetchrow(
+                    _EXPOSE_AND_ALLOCATE, markets, selections, added, p.liability_limit
                 )
-                raise _Rollback(PlaceOutcome(Outcome.LIABILITY_LIMIT, None, None, balance, detail))
-            seq: int = over["seq"]
+                if over["seq"] is None:
+                    self._refuse_over_limit(p, exposures, over, balance)
+                seq, exposed = over["seq"], True
+            assert seq is not None
             bet_id = bet_id_for(seq)
             balance_after = balance - p.total_stake
             receipt = orjson.loads(orjson.dumps(p.receipt_for(bet_id, balance_after)))
             payload = bet_event("PLACED", bet_id, p.account_id, str(p.status), receipt)
-            await conn.execute(
-                _WRITE_BET,
+            args = (
                 seq,
                 bet_id,
                 p.account_id,
@@ -328,7 +399,25 @@ class PostgresLedgerStore:
                 BETS_TOPIC,
                 payload,
             )
+            if exposed:
+                await conn.execute(_WRITE_BET, *args)
+            else:
+                over = await conn.fetchrow(_EXPOSE_AND_WRITE, *args, p.liability_limit)
+                if over["market_id"] is not None:  # a concurrent bet took the room meanwhile
+                    self._refuse_over_limit(p, exposures, over, balance)
             return PlaceOutcome(Outcome.PLACED, bet_id, receipt, balance_after)
+
+    @staticmethod
+    def _refuse_over_limit(
+        p: Placement, exposures: list[tuple[str, str, int]], over: Any, balance: int
+    ) -> NoReturn:
+        """Rolls the transaction back and answers LIABILITY_LIMIT for ``over``'s selection."""
+        key = (over["market_id"], over["selection_id"])
+        already = over["liability"] - next(v for m, s, v in exposures if (m, s) == key)
+        detail = liability_detail(
+            over["market_id"], over["selection_id"], already, p.liability_limit or 0
+        )
+        raise _Rollback(PlaceOutcome(Outcome.LIABILITY_LIMIT, None, None, balance, detail))
 
     async def resolve_pending(self, bet_id: str, accepted: bool, receipt: Receipt) -> PlaceOutcome:
         self._check_open()
@@ -408,6 +497,11 @@ class PostgresLedgerStore:
 
     async def account_for_token(self, token_hash: str) -> Account | None:
         return await self._account(_ACCOUNT_BY_HASH, token_hash)
+
+    async def account_terms(self, account_id: str) -> AccountTerms | None:
+        self._check_open()
+        row = await self._pool.fetchrow(_ACCOUNT_TERMS, account_id)
+        return None if row is None else AccountTerms(account_id, row["currency"], row["limits"])
 
     async def get_bet(self, account_id: str, bet_id: str) -> StoredBet | None:
         self._check_open()

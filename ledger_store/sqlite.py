@@ -2,13 +2,17 @@
 
 One writer. Every write (placements, deposits, resolutions, outbox marks) is a
 job on a **bounded** ``asyncio.Queue``; one writer task takes whatever is queued
-(up to ``max_batch`` jobs) and runs it on a dedicated thread as **one**
-transaction (``BEGIN IMMEDIATE`` … ``COMMIT``), each job inside its own
-``SAVEPOINT`` so a job that fails or is refused is rolled back alone. The
-``COMMIT`` is durable (``synchronous=FULL``: the WAL is fsynced) before any job's
-future is resolved, so a receipt is never sent for a bet that a crash could
-lose, and many concurrent placements share one fsync instead of paying one each.
-While a batch commits, the next one gathers in the queue.
+(up to ``max_batch`` jobs) and runs it as **one** transaction (``BEGIN
+IMMEDIATE`` … ``COMMIT``), each job inside its own ``SAVEPOINT`` so a job that
+fails or is refused is rolled back alone. ``BEGIN IMMEDIATE`` (which may wait
+for another process's write lock) and ``COMMIT`` run on a dedicated writer
+thread; the jobs' statements, pure computation once the lock is held, run on
+the event loop (see ``_run_batch``: on a thread they fought the loop for the
+GIL statement by statement). The ``COMMIT`` is durable (``synchronous=FULL``:
+the WAL is fsynced) before any job's future is resolved, so a receipt is never
+sent for a bet that a crash could lose, and many concurrent placements share
+one fsync instead of paying one each. While a batch commits, the next one
+gathers in the queue.
 
 Back-pressure: when the queue is full ``place_bet`` raises :class:`StoreBusy`
 at once (nothing written; the caller answers UNAVAILABLE and the client retries
@@ -20,8 +24,8 @@ writer commits, and they see only committed data.
 
 Why the stdlib and not aiosqlite: aiosqlite also runs one thread per connection,
 but hops to it for every statement; a placement is ~8 statements and a batch
-hundreds, so running the whole batch as one call on the writer thread is much
-cheaper, and it needs no extra dependency.
+hundreds, so two hops a batch are much cheaper, and it needs no extra
+dependency.
 
 The balance check is safe without locks: SQLite has one writer at a time (also
 across processes: ``BEGIN IMMEDIATE`` takes the write lock), and jobs in a batch
@@ -46,6 +50,7 @@ from ledger_store.store import (
     BETS_TOPIC,
     Account,
     AccountExists,
+    AccountTerms,
     BetStatus,
     OutboxEvent,
     Outcome,
@@ -154,7 +159,14 @@ class SqliteLedgerStore:
 
     def _open_writer(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        # Opened here, then used by the writer thread and the event loop in turn
+        # (never at once: see _run_batch).
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
+        )
         self._wconn = conn
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -219,16 +231,13 @@ class SqliteLedgerStore:
         return await future
 
     async def _writer(self) -> None:
-        loop = asyncio.get_running_loop()
         stopping = False
         while not stopping:
             batch, stopping = self._take_batch(await self._queue.get())
             if not batch:
                 continue
             try:
-                results = await loop.run_in_executor(
-                    self._writer_pool, self._run_batch, [job.op for job in batch]
-                )
+                results = await self._run_batch([job.op for job in batch])
             except Exception as exc:  # the whole transaction failed: nothing is committed
                 results = [(False, exc)] * len(batch)
             for job, (ok, value) in zip(batch, results, strict=True):
@@ -257,34 +266,31 @@ class SqliteLedgerStore:
             batch.append(job)
         return [job for job in batch if not job.future.cancelled()], stopping
 
-    def _run_batch(
+    async def _run_batch(
         self, ops: Sequence[Callable[[sqlite3.Connection], Any]]
     ) -> list[tuple[bool, Any]]:
-        """On the writer thread: every op in one transaction, a savepoint each."""
+        """Every op in one transaction, a savepoint each.
+
+        The waits are on the writer thread: ``BEGIN IMMEDIATE`` (which may wait for
+        another process's write lock) and ``COMMIT`` (the WAL's fsync). The ops run
+        here, on the event loop: once the write lock is held they only compute
+        (SQLite in WAL mode makes no writer wait for readers). On a second thread
+        every statement handed the GIL back and forth with the loop, and while the
+        loop was busy each hand-over could wait out the interpreter's switch
+        interval (5 ms): with the loop saturated the writer all but stopped."""
         conn = self._wconn
         assert conn is not None
-        results: list[tuple[bool, Any]] = []
-        conn.execute("BEGIN IMMEDIATE")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer_pool, conn.execute, "BEGIN IMMEDIATE")
         try:
-            for op in ops:
-                conn.execute("SAVEPOINT job")
-                try:
-                    result: tuple[bool, Any] = (True, op(conn))
-                except _Rollback as rollback:
-                    conn.execute("ROLLBACK TO job")
-                    result = (True, rollback.result)
-                except Exception as exc:
-                    if not conn.in_transaction:  # SQLite gave up the whole transaction
-                        raise
-                    conn.execute("ROLLBACK TO job")
-                    result = (False, exc)
-                conn.execute("RELEASE job")
-                results.append(result)
-            conn.execute("COMMIT")
+            results = _run_jobs(conn, ops)
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        # Shielded: once started, the COMMIT finishes (or fails and rolls back) on the
+        # writer thread, even if this task is cancelled meanwhile.
+        await asyncio.shield(loop.run_in_executor(self._writer_pool, _commit, conn))
         self.batches += 1
         self.jobs += len(ops)
         return results
@@ -375,6 +381,16 @@ class SqliteLedgerStore:
 
     async def account_for_token(self, token_hash: str) -> Account | None:
         return await self._read(lambda conn: _account(conn, _ACCOUNT_BY_HASH, token_hash))
+
+    async def account_terms(self, account_id: str) -> AccountTerms | None:
+        def fn(conn: sqlite3.Connection) -> AccountTerms | None:
+            rows = conn.execute(_ACCOUNT_TERMS, (account_id,)).fetchall()
+            if not rows:
+                return None
+            currency, limits = rows[0]
+            return AccountTerms(account_id, currency, orjson.loads(limits))
+
+        return await self._read(fn)
 
     async def get_bet(self, account_id: str, bet_id: str) -> StoredBet | None:
         def fn(conn: sqlite3.Connection) -> StoredBet | None:
@@ -469,16 +485,19 @@ def _bet(row: Sequence[Any]) -> StoredBet:
     )
 
 
-_ACCOUNT_BY_ID = """SELECT a.account_id, a.currency, a.limits,
-    (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e WHERE e.account_id = a.account_id),
+_ACCOUNT_BY_ID = """SELECT a.account_id, a.currency, a.limits, a.balance,
     (SELECT COUNT(*) FROM bets b
         WHERE b.account_id = a.account_id AND b.status IN ('PENDING', 'ACCEPTED'))
 FROM accounts a WHERE a.account_id = ?"""
-_ACCOUNT_BY_HASH = """SELECT a.account_id, a.currency, a.limits,
-    (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e WHERE e.account_id = a.account_id),
+_ACCOUNT_BY_HASH = """SELECT a.account_id, a.currency, a.limits, a.balance,
     (SELECT COUNT(*) FROM bets b
         WHERE b.account_id = a.account_id AND b.status IN ('PENDING', 'ACCEPTED'))
 FROM accounts a WHERE a.token_hash = ?"""
+_ACCOUNT_TERMS = "SELECT currency, limits FROM accounts WHERE account_id = ?"
+# The account's balance and, if this request was placed before, its bet: one read.
+_BALANCE_AND_PLACED = """SELECT a.balance, b.bet_id, b.body_hash, b.receipt
+FROM accounts a LEFT JOIN bets b ON b.account_id = a.account_id AND b.request_id = ?
+WHERE a.account_id = ?"""
 _GET_BET = """SELECT bet_id, account_id, request_id, body_hash, status, total_stake, receipt,
     placed_at, updated_at
 FROM bets WHERE bet_id = ? AND account_id = ?"""
@@ -524,6 +543,39 @@ def _migrate(conn: sqlite3.Connection) -> None:
         raise
 
 
+def _run_jobs(
+    conn: sqlite3.Connection, ops: Sequence[Callable[[sqlite3.Connection], Any]]
+) -> list[tuple[bool, Any]]:
+    """Inside the open transaction: each op in its own savepoint, rolled back alone
+    when it fails or refuses (:class:`_Rollback`)."""
+    results: list[tuple[bool, Any]] = []
+    for op in ops:
+        conn.execute("SAVEPOINT job")
+        try:
+            result: tuple[bool, Any] = (True, op(conn))
+        except _Rollback as rollback:
+            conn.execute("ROLLBACK TO job")
+            result = (True, rollback.result)
+        except Exception as exc:
+            if not conn.in_transaction:  # SQLite gave up the whole transaction
+                raise
+            conn.execute("ROLLBACK TO job")
+            result = (False, exc)
+        conn.execute("RELEASE job")
+        results.append(result)
+    return results
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    """On the writer thread: COMMIT (durable: ``synchronous=FULL``), else ROLLBACK."""
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def _locked_balance(conn: sqlite3.Connection, account_id: str) -> int:
     """The account's balance (the writer holds the database's write lock)."""
     rows = conn.execute(
@@ -543,36 +595,36 @@ def _insert_entry(
     amount: int,
     bet_id: str | None,
     reference: str,
+    now: str | None = None,
 ) -> None:
     conn.execute(
         "INSERT INTO ledger_entries (account_id, kind, amount, bet_id, reference, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        (account_id, kind.value, amount, bet_id, reference, _now().isoformat()),
+        (account_id, kind.value, amount, bet_id, reference, now or _now().isoformat()),
     )
 
 
-def _outbox(conn: sqlite3.Connection, key: str, payload: Receipt) -> None:
+def _outbox(conn: sqlite3.Connection, key: str, payload: Receipt, now: str | None = None) -> None:
     conn.execute(
         "INSERT INTO outbox (topic, key, payload, created_at) VALUES (?, ?, ?, ?)",
-        (BETS_TOPIC, key, _json(payload), _now().isoformat()),
+        (BETS_TOPIC, key, _json(payload), now or _now().isoformat()),
     )
 
 
 def _place(conn: sqlite3.Connection, p: Placement) -> PlaceOutcome:
-    balance = _locked_balance(conn, p.account_id)
-    existing = conn.execute(
-        "SELECT bet_id, body_hash, receipt FROM bets WHERE account_id = ? AND request_id = ?",
-        (p.account_id, p.request_id),
-    ).fetchall()
-    if existing:
-        bet_id, body_hash, receipt = existing[0]
+    rows = conn.execute(_BALANCE_AND_PLACED, (p.request_id, p.account_id)).fetchall()
+    if not rows:
+        raise UnknownAccount(f"no account {p.account_id!r}")
+    balance, bet_id, body_hash, receipt = rows[0]
+    if bet_id is not None:
         if body_hash != p.body_hash:
             return PlaceOutcome(Outcome.CONFLICT, bet_id, None, balance)
         return PlaceOutcome(Outcome.REPLAYED, bet_id, orjson.loads(receipt), balance)
     if balance < p.total_stake:
         detail = {"balance": balance, "required": p.total_stake}
         return PlaceOutcome(Outcome.INSUFFICIENT_FUNDS, None, None, balance, detail)
-    for market_id, selection_id, added in p.merged_exposures():
+    exposures = p.merged_exposures()
+    for market_id, selection_id, added in exposures:
         (total,) = conn.execute(
             "INSERT INTO exposure (market_id, selection_id, liability) VALUES (?, ?, ?)"
             " ON CONFLICT (market_id, selection_id)"
@@ -612,14 +664,16 @@ def _place(conn: sqlite3.Connection, p: Placement) -> PlaceOutcome:
         amount=-p.total_stake,
         bet_id=bet_id,
         reference=p.request_id,
+        now=now,
     )
     conn.executemany(
         "INSERT INTO bet_exposures (bet_id, market_id, selection_id, liability)"
         " VALUES (?, ?, ?, ?)",
-        [(bet_id, m, s, v) for m, s, v in p.merged_exposures()],
+        [(bet_id, m, s, v) for m, s, v in exposures],
     )
     receipt = orjson.loads(receipt_json)
-    _outbox(conn, p.account_id, bet_event("PLACED", bet_id, p.account_id, str(p.status), receipt))
+    payload = bet_event("PLACED", bet_id, p.account_id, str(p.status), receipt)
+    _outbox(conn, p.account_id, payload, now)
     return PlaceOutcome(Outcome.PLACED, bet_id, receipt, balance_after)
 
 

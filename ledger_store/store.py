@@ -96,9 +96,20 @@ class Account:
     account_id: str
     currency: str
     balance: int
-    """SUM of the account's ledger entries."""
+    """The stored ``accounts.balance``: a trigger adds every ledger entry to it in
+    the entry's own transaction, so it equals the SUM of the account's entries
+    (:meth:`LedgerStore.audit` checks that) without summing them on every read."""
     open_bets: int
     """Bets PENDING or ACCEPTED."""
+    limits: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountTerms:
+    """What placing a bet needs to know about its account: one primary-key read."""
+
+    account_id: str
+    currency: str
     limits: Mapping[str, Any]
 
 
@@ -110,8 +121,8 @@ class Placement:
     liability on each selection if this bet wins; summed across every account.
     ``liability_limit``: the most the book may owe on any one selection (None: no
     check). ``receipt_for(bet_id, balance_after)`` builds the receipt; it runs
-    inside the transaction (for SQLite, on the store's writer thread), so it must
-    be fast, pure and must not touch the store.
+    inside the transaction (for SQLite, while the batch holds the write lock), so it
+    must be fast, pure and must not touch the store.
     """
 
     account_id: str
@@ -214,7 +225,13 @@ class LedgerStore(Protocol):
     async def account_for_token(self, token_hash: str) -> Account | None: ...
 
     async def account(self, account_id: str) -> Account | None:
-        """Balance = SUM of the account's entries; open_bets = PENDING + ACCEPTED."""
+        """The stored balance (= SUM of the account's entries); open_bets = PENDING +
+        ACCEPTED."""
+        ...
+
+    async def account_terms(self, account_id: str) -> AccountTerms | None:
+        """The account's currency and limits (no balance, no bet count): the cheap
+        read that every placement makes."""
         ...
 
     async def deposit(self, account_id: str, amount: int, reference: str) -> int:

@@ -149,7 +149,7 @@ class SportsbookServer:
         if config.ledger_path is not None:
             config.ledger_path.parent.mkdir(parents=True, exist_ok=True)
         store = await open_store(config.database, default_path=config.ledger_path)
-        events = AccountEvents()
+        events = AccountEvents(store=store, hub=self.hub)  # MARKET events: open bets × hub
         events.start()
         placement = PlacementService(self.hub, store, config.betting, on_receipt=events.bet)
         self.betting = BettingServices(placement, store, events)

@@ -12,14 +12,24 @@ REJECTED (with a REFUND entry) before the request is answered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger_store.store import BetStatus, LedgerStore, Outcome, Placement, PlaceOutcome, StoreBusy
+from ledger_store.store import (
+    AccountTerms,
+    BetStatus,
+    LedgerStore,
+    Outcome,
+    Placement,
+    PlaceOutcome,
+    StoreBusy,
+)
 from rsocket_server.account_stream import AccountEvents
 from schemas.bets import PlaceBetRequest
 from schemas.errors import ApiError, ErrorCode
@@ -47,7 +57,22 @@ DEFAULT_LIMITS = BettingLimits(
 class BettingConfig:
     limits: Mapping[str, BettingLimits] = field(default_factory=lambda: {"GBP": DEFAULT_LIMITS})
     default_in_play_delay_ms: int = 5_000
-    max_in_flight: int = 512  # placements being made durable at once; beyond: RATE_LIMITED
+    max_in_flight: int = 64
+    """Placements being made durable at once (an in-play bet's delay not included).
+    By Little's law a placement's time in the server is about ``in flight ÷ bets a
+    second``: at the ~2,000/s one server process makes durable on SQLite
+    (bench/README.md) 64 keeps that near 30 ms where 512 let it pass 200 ms,
+    and 64 still fill the store's group commits and PostgreSQL's pool."""
+    admission_wait_ms: int = 50
+    """A placement that finds ``max_in_flight`` taken waits this long for a place
+    (first come, first served), then is answered RATE_LIMITED with a retry hint.
+    It waits in the connection's reader, so that connection's next frames wait
+    too (TCP back-pressure): a flood costs at most one refusal per connection per
+    wait, not one per request (refusing at once let clients that ignore the hint
+    spend the server's CPU on refusals: bench/README.md)."""
+    terms_ttl_s: float = 1.0
+    """How long an account's currency and limits are reused between placements
+    (the balance is always the store's, inside the placement's transaction)."""
     account_rate_per_s: float = 50.0
     account_burst: int = 100
 
@@ -67,6 +92,68 @@ class _Bucket:
             return False
         self.tokens -= 1
         return True
+
+
+class Permit:
+    """A placement's place in the admission bound; :meth:`release` is idempotent."""
+
+    __slots__ = ("_admission",)
+
+    def __init__(self, admission: _Admission) -> None:
+        self._admission: _Admission | None = admission
+
+    def release(self) -> None:
+        admission, self._admission = self._admission, None
+        if admission is not None:
+            admission.release()
+
+
+class _Admission:
+    """At most ``limit`` permits out; waiters are served first come, first served."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def try_take(self) -> Permit | None:
+        if self.in_use < self.limit and not self._waiters:
+            self.in_use += 1
+            return Permit(self)
+        return None
+
+    async def take(self, wait_s: float) -> Permit | None:
+        """A permit, waiting up to ``wait_s`` for one; None if none came."""
+        permit = self.try_take()
+        if permit is not None or wait_s <= 0:
+            return permit
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(wait_s):
+                await waiter
+        except TimeoutError:
+            pass
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed over just as the wait was cancelled: pass it on
+            raise
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+        if waiter.done() and not waiter.cancelled():
+            return Permit(self)  # handed over by release(): in_use already counts it
+        return None
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the permit passes to the first waiter
+                return
+        self.in_use -= 1
 
 
 class _LiveBooks(Mapping[str, MarketBook]):
@@ -112,13 +199,26 @@ class PlacementService:
         self.on_receipt = on_receipt
         self._clock = clock
         self._books = _LiveBooks(hub)
-        self._in_flight = 0
+        self._admission = _Admission(self.config.max_in_flight)
         self._buckets: dict[str, _Bucket] = {}
+        self._terms: dict[str, tuple[float, AccountTerms]] = {}
+        self._resolving: set[asyncio.Task[dict[str, Any]]] = set()
 
     # ---- admission -------------------------------------------------------------
-    def _admit(self) -> None:
-        if self._in_flight >= self.config.max_in_flight:
-            raise ApiError(ErrorCode.RATE_LIMITED, "server busy: retry in 50 ms (retryAfterMs=50)")
+    @property
+    def in_flight(self) -> int:
+        """Placements holding a place in the admission bound now."""
+        return self._admission.in_use
+
+    async def admit(self) -> Permit:
+        """A place among the ``max_in_flight``, waiting up to ``admission_wait_ms``
+        for one; else RATE_LIMITED with a retry hint. The route calls it as the
+        request arrives, before decoding the bet, and hands the permit to
+        :meth:`place`."""
+        permit = await self._admission.take(self.config.admission_wait_ms / 1000)
+        if permit is None:
+            raise _busy()
+        return permit
 
     def _admit_account(self, account_id: str, limits: Mapping[str, Any]) -> None:
         """Per account: ``betsPerSecond`` from the account's limits, else the default."""
@@ -134,16 +234,38 @@ class PlacementService:
             )
 
     # ---- placing -----------------------------------------------------------------
-    async def place(self, account_id: str, request: PlaceBetRequest) -> dict[str, Any]:
-        self._admit()
-        self._in_flight += 1
+    async def place(
+        self, account_id: str, request: PlaceBetRequest, permit: Permit | None = None
+    ) -> dict[str, Any]:
+        """Places the bet; ``permit`` from :meth:`admit`, else one is taken now (or
+        RATE_LIMITED at once). The permit is released when the bet is durable (for
+        an in-play bet: before its delay) or refused."""
+        if permit is None:
+            permit = self._admission.try_take()
+            if permit is None:
+                raise _busy()
         try:
-            return await self._place(account_id, request)
+            return await self._place(account_id, request, permit)
         finally:
-            self._in_flight -= 1
+            permit.release()
 
-    async def _place(self, account_id: str, request: PlaceBetRequest) -> dict[str, Any]:
-        account = await self.store.account(account_id)
+    async def _account_terms(self, account_id: str) -> AccountTerms | None:
+        """The account's currency and limits, read at most once per ``terms_ttl_s``."""
+        now = self._clock()
+        cached = self._terms.get(account_id)
+        if cached is not None and now - cached[0] < self.config.terms_ttl_s:
+            return cached[1]
+        terms = await self.store.account_terms(account_id)
+        if terms is not None:
+            if len(self._terms) >= 100_000:  # bounded: forget the lot, re-read on demand
+                self._terms.clear()
+            self._terms[account_id] = (now, terms)
+        return terms
+
+    async def _place(
+        self, account_id: str, request: PlaceBetRequest, permit: Permit
+    ) -> dict[str, Any]:
+        account = await self._account_terms(account_id)
         if account is None:
             raise ApiError(ErrorCode.FORBIDDEN, "no such account")
         self._admit_account(account_id, account.limits)
@@ -164,7 +286,15 @@ class PlacementService:
         if outcome.outcome is Outcome.PLACED:
             self._tell(account_id, receipt)
             if status is BetStatus.PENDING:
-                return await self._after_delay(account_id, receipt, request, result, limits)
+                permit.release()  # durable now: the delay holds no place in the bound
+                # Its stake is debited: it is resolved even if the requester goes away
+                # (a cancelled request or a closed connection cancels only the wait).
+                task = asyncio.create_task(
+                    self._after_delay(account_id, receipt, request, result, limits)
+                )
+                self._resolving.add(task)
+                task.add_done_callback(self._resolving.discard)
+                return await asyncio.shield(task)
         return receipt
 
     def _context(self, limits: BettingLimits) -> AcceptanceContext:
@@ -258,6 +388,10 @@ class PlacementService:
     def _tell(self, account_id: str, receipt: dict[str, Any]) -> None:
         if self.on_receipt is not None:
             self.on_receipt(account_id, receipt)
+
+
+def _busy() -> ApiError:
+    return ApiError(ErrorCode.RATE_LIMITED, "server busy: retry in 50 ms (retryAfterMs=50)")
 
 
 # ---- receipts (PROTOCOL.md, Bet receipt) --------------------------------------------------

@@ -17,10 +17,11 @@ from rsocket.streams.error_stream import ErrorStream
 
 from rsocket_server.account_stream import AccountStreamPublisher
 from rsocket_server.auth import ANONYMOUS, Principal, TokenDirectory
-from rsocket_server.betting import BettingServices
+from rsocket_server.betting import BettingServices, Permit
 from rsocket_server.catalog import events_response
 from rsocket_server.metadata import COMPOSITE, JSON, bearer_token_of, route_of
 from rsocket_server.odds_stream import OddsStreamPublisher
+from rsocket_server.transport_guard import DEFAULT_LEASE, LeaseTerms
 from schemas.bets import decode_bet_id, decode_bets_list, decode_place_bet
 from schemas.errors import ApiError, ErrorCode
 from schemas.requests import (
@@ -85,18 +86,61 @@ class SportsbookHandler(BaseRequestHandler):
             )
         self.principal = Principal(account)
 
+    async def lease_terms(self) -> LeaseTerms:
+        """LEASE (asked for in SETUP): the account's bets/s, granted per 1 s window.
+
+        Windows do not overlap, so a client that honours the lease starts at
+        most ``2 × rate`` requests in any second: within the bet bucket's burst,
+        so its bets are never RATE_LIMITED (docs/WIRE.md, LEASE).
+        """
+        if self.betting is None:
+            return DEFAULT_LEASE
+        rate = self.betting.placement.config.account_rate_per_s
+        if self.principal.account_id is not None:
+            account = await self.betting.store.account(self.principal.account_id)
+            if account is not None:
+                rate = float(account.limits.get("betsPerSecond", rate))
+        return LeaseTerms.for_rate(rate)
+
+    _responding: set[asyncio.Task[None]] | None = None
+    """The request-response routes running now (strong references; made on first use)."""
+
     async def request_response(self, payload: Payload) -> asyncio.Future[Payload]:
+        """Returns the answer's future at once and runs the route in a task.
+
+        rsocket-py's receiver awaits this method before it reads the next frame, so
+        awaiting the route here would serve one request at a time per connection (a
+        client's pipelined bets queued behind each other, KEEPALIVEs too, admission
+        never seeing them). The task completes the future; a CANCEL frame or the
+        connection closing cancels the future (the responder's ``dispose``), and that
+        cancels the task. Only ``bets.place`` may wait here first, for a place among
+        the placements in flight (``BettingConfig.admission_wait_ms``, then
+        RATE_LIMITED): the connection's reader pauses meanwhile, which is the
+        back-pressure on a client that sends faster than bets are made durable."""
+        permit: Permit | None = None
         try:
             route = route_of(payload.metadata)
             responder = RESPONSE_ROUTES.get(route)
             if responder is None:
                 raise ApiError(ErrorCode.UNKNOWN_ROUTE, f"no request-response route {route!r}")
-            return create_future(Payload(await responder(self, payload)))
+            if route == "bets.place":
+                permit = await _bets_place_admission(self)
         except ApiError as error:
             return create_error_future(error)
         except Exception:
             log.exception("request-response failed")
             return create_error_future(ApiError(ErrorCode.INTERNAL, "internal error"))
+        future: asyncio.Future[Payload] = create_future()
+        work = responder(self, payload) if permit is None else _bets_place(self, payload, permit)
+        task = asyncio.create_task(_respond(work, future))
+        if permit is not None:  # released however the task ends (also if it never started)
+            task.add_done_callback(lambda _: permit.release())
+        if self._responding is None:
+            self._responding = set()
+        self._responding.add(task)
+        task.add_done_callback(self._responding.discard)
+        future.add_done_callback(lambda done: task.cancel() if done.cancelled() else None)
+        return future
 
     async def request_stream(self, payload: Payload) -> Any:
         try:
@@ -132,6 +176,28 @@ class SportsbookHandler(BaseRequestHandler):
         return None
 
 
+async def _respond(work: Awaitable[bytes], future: asyncio.Future[Payload]) -> None:
+    """Runs one route and completes its future: the answer, or the error frame's ApiError."""
+    try:
+        body = await work
+    except ApiError as error:
+        outcome: Payload | ApiError = error
+    except asyncio.CancelledError:
+        future.cancel()
+        raise
+    except Exception:
+        log.exception("request-response failed")
+        outcome = ApiError(ErrorCode.INTERNAL, "internal error")
+    else:
+        outcome = Payload(body)
+    if future.done():  # cancelled meanwhile: nobody is waiting for the answer
+        return
+    if isinstance(outcome, ApiError):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
 async def _catalog_events(handler: SportsbookHandler, payload: Payload) -> bytes:
     query = CatalogEventsRequest.decode(payload.data)
     return orjson.dumps(events_response(handler.hub.books(), query))
@@ -145,10 +211,19 @@ async def _catalog_market(handler: SportsbookHandler, payload: Payload) -> bytes
     return snapshot
 
 
-async def _bets_place(handler: SportsbookHandler, payload: Payload) -> bytes:
+async def _bets_place_admission(handler: SportsbookHandler) -> Permit:
+    """As the request arrives, before any work: who is asking, then a place among the
+    placements in flight (waiting briefly for one, in the connection's reader)."""
+    services, _ = handler.services(), handler.account_id()
+    return await services.placement.admit()
+
+
+async def _bets_place(
+    handler: SportsbookHandler, payload: Payload, permit: Permit | None = None
+) -> bytes:
     services, account_id = handler.services(), handler.account_id()
     request = decode_place_bet(decode_object(payload.data))
-    return orjson.dumps(await services.placement.place(account_id, request))
+    return orjson.dumps(await services.placement.place(account_id, request, permit))
 
 
 async def _bets_get(handler: SportsbookHandler, payload: Payload) -> bytes:

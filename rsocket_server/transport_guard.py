@@ -19,6 +19,11 @@ server never enforced the keepalive lifetime. This module changes that:
   no SETUP within 10 s (or the max lifetime, if shorter) is closed.
 * **Sessions end with their socket**: the WebSocket transport signals the end
   of the socket, and closing disposes every stream exactly once.
+* **LEASE** (RSocket 1.0 "Lease Semantics"): a client whose SETUP has the lease
+  flag is granted ``requests`` new requests per ``ttl_ms`` window, renewed each
+  window; a request beyond the lease is answered ERROR[REJECTED] and not
+  served. rsocket-py 0.4.20 sends LEASE frames but never enforces them as a
+  responder, so the grant and the count live here. Resume is still refused.
 """
 
 from __future__ import annotations
@@ -30,12 +35,22 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
+import orjson
 from rsocket.error_codes import ErrorCode
 from rsocket.exceptions import RSocketProtocolError, RSocketTransportError
-from rsocket.frame import Frame, PayloadFrame, SetupFrame, serialize_prefix_with_frame_size_header
+from rsocket.frame import (
+    Frame,
+    LeaseFrame,
+    PayloadFrame,
+    RequestFireAndForgetFrame,
+    SetupFrame,
+    initiate_request_frame_types,
+    serialize_prefix_with_frame_size_header,
+)
 from rsocket.helpers import cancel_if_task_exists, payload_from_frame, wrap_transport_exception
 from rsocket.rsocket_server import RSocketServer
 from rsocket.transports.aiohttp_websocket import TransportAioHttpWebsocket
@@ -51,6 +66,70 @@ SETUP_TIMEOUT_S = 10.0  # a connection that never sends SETUP holds a socket for
 
 # Every live server session, for leak checks (case B23) and /health.
 LIVE_SESSIONS: weakref.WeakSet[GuardedRSocketServer] = weakref.WeakSet()
+
+LEASE_TTL_MS = 1000
+DEFAULT_LEASE_RATE_PER_S = 50.0  # BettingConfig.account_rate_per_s: the default bets/s
+MAX_LEASE_REQUESTS = 2**31 - 1  # the frame's 31-bit field
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseTerms:
+    """What one LEASE frame grants: ``requests`` new requests within ``ttl_ms``."""
+
+    requests: int
+    ttl_ms: int = LEASE_TTL_MS
+
+    @classmethod
+    def for_rate(cls, per_second: float, ttl_ms: int = LEASE_TTL_MS) -> LeaseTerms:
+        """``per_second`` paced in windows of ``ttl_ms``; at least one request per window."""
+        requests = int(per_second * ttl_ms / 1000)
+        return cls(max(1, min(requests, MAX_LEASE_REQUESTS)), ttl_ms)
+
+
+DEFAULT_LEASE = LeaseTerms.for_rate(DEFAULT_LEASE_RATE_PER_S)
+
+
+@runtime_checkable
+class LeaseGranter(Protocol):
+    """A request handler that decides its connection's lease (after ``on_setup``)."""
+
+    async def lease_terms(self) -> LeaseTerms: ...
+
+
+class ResponderLease:
+    """The server's side of LEASE: how many requests the client may still start.
+
+    Nothing is allowed before the first grant. Each grant replaces the last (the
+    renewal runs every ``ttl_ms``), so unused requests never carry over.
+    """
+
+    __slots__ = ("left", "terms")
+
+    def __init__(self, terms: LeaseTerms) -> None:
+        self.terms = terms
+        self.left = 0
+
+    def grant(self) -> LeaseFrame:
+        self.left = self.terms.requests
+        frame = LeaseFrame()
+        frame.number_of_requests = self.terms.requests
+        frame.time_to_live = self.terms.ttl_ms
+        return frame
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+    def refusal(self) -> RSocketProtocolError:
+        terms = self.terms
+        message = (
+            f"lease exhausted: {terms.requests} requests per {terms.ttl_ms} ms; "
+            "wait for the next LEASE"
+        )
+        data = orjson.dumps({"code": "RATE_LIMITED", "message": message}).decode()
+        return RSocketProtocolError(ErrorCode.REJECTED, data=data)
 
 
 class GuardedRSocketServer(RSocketServer):
@@ -74,6 +153,8 @@ class GuardedRSocketServer(RSocketServer):
         self._sender_task: asyncio.Task[None] | None = None
         self._receiver_task: asyncio.Task[None] | None = None
         self._setup_state = "awaiting"  # → "accepted" | "refused"
+        self._lease: ResponderLease | None = None  # None: the client did not ask for one
+        self._lease_task: asyncio.Task[None] | None = None
         super().__init__(transport, **kwargs)
         self._setup_timer = asyncio.get_running_loop().call_later(
             min(SETUP_TIMEOUT_S, max_lifetime_s), self._setup_timed_out
@@ -136,6 +217,16 @@ class GuardedRSocketServer(RSocketServer):
         ):
             await super()._handle_next_frame(frame, handlers)
 
+    async def _handle_frame_by_type(self, frame: Frame, handlers: Any) -> None:
+        """Fragments are reassembled by now, so each request counts once against the lease."""
+        lease = self._lease
+        is_request = isinstance(frame, initiate_request_frame_types)
+        if lease is not None and is_request and not lease.take():
+            if not isinstance(frame, RequestFireAndForgetFrame):  # it has no stream to answer
+                self.send_error(frame.stream_id, lease.refusal())
+            return
+        await super()._handle_frame_by_type(frame, handlers)
+
     def _setup_timed_out(self) -> None:
         if self._setup_state == "awaiting" and not self._is_closing:
             log.info("no SETUP in time", extra={"timeout_s": SETUP_TIMEOUT_S})
@@ -160,24 +251,43 @@ class GuardedRSocketServer(RSocketServer):
         self._setup_state = "accepted"
         self._last_keepalive = time.monotonic()
         self._watchdog = asyncio.create_task(self._keepalive_watchdog(lifetime_ms / 1000))
+        if self._lease is not None:  # granted before the next frame is read: none is refused early
+            self.send_frame(self._lease.grant())
+            self._lease_task = asyncio.create_task(self._renew_lease(self._lease))
 
     async def _setup_handler(self, frame: SetupFrame) -> None:
         """rsocket-py's setup minus its traceback log; any refusal closes the connection."""
-        if frame.flags_resume or frame.flags_lease:
+        if frame.flags_resume:
             self._close_soon()
-            raise RSocketProtocolError(
-                ErrorCode.UNSUPPORTED_SETUP, data="resume and lease are not supported"
-            )
+            raise RSocketProtocolError(ErrorCode.UNSUPPORTED_SETUP, data="resume is not supported")
         try:
             await self._handler.on_setup(
                 frame.data_encoding, frame.metadata_encoding, payload_from_frame(frame)
             )
+            if frame.flags_lease:
+                self._lease = ResponderLease(await self._lease_terms())
         except RSocketProtocolError:
             self._close_soon()
             raise
         except Exception as exc:
             self._close_soon()
             raise RSocketProtocolError(ErrorCode.REJECTED_SETUP, data=str(exc)) from exc
+
+    async def _lease_terms(self) -> LeaseTerms:
+        if isinstance(self._handler, LeaseGranter):
+            return await self._handler.lease_terms()
+        return DEFAULT_LEASE
+
+    async def _renew_lease(self, lease: ResponderLease) -> None:
+        """A fresh grant every ``ttl_ms`` on a fixed schedule (no drift)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            due += lease.terms.ttl_ms / 1000
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            if self._is_closing:
+                return
+            self.send_frame(lease.grant())
 
     def _update_last_keepalive(self) -> None:
         self._last_keepalive = time.monotonic()
@@ -214,6 +324,8 @@ class GuardedRSocketServer(RSocketServer):
         await self._handler.on_close(self)
         if self._watchdog is not None and self._watchdog is not asyncio.current_task():
             self._watchdog.cancel()
+        if self._lease_task is not None:
+            self._lease_task.cancel()
         await cancel_if_task_exists(self._sender_task)
         self._sender_task = None
         with contextlib.suppress(Exception):

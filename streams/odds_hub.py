@@ -33,7 +33,7 @@ from schemas.frames import (
     snapshot_frame,
 )
 from schemas.requests import OddsStreamRequest
-from sportsbook_core.catalogue import MarketDefinition
+from sportsbook_core.catalogue import MarketDefinition, MarketStatus
 from sportsbook_core.changes import FeedStatus, MarketChange
 from sportsbook_core.market_book import (
     BookUpdate,
@@ -248,6 +248,8 @@ class OddsHub:
         self._heartbeat_interval = heartbeat_interval_s
         self.ready = asyncio.Event()
         self._advanced = asyncio.Event()  # set (and replaced) after every applied batch
+        # Told (market id, new status) when a known market's status changes (account.stream).
+        self.status_listeners: list[Callable[[str, MarketStatus], None]] = []
 
     # ---- reading state -------------------------------------------------
     @property
@@ -356,9 +358,12 @@ class OddsHub:
             market.log.append(delta)
             self._attach_matching(market, self._subscriptions.values())
         else:
+            was = market.book.status
             market.advance(update.book, delta)
             if delta.in_play is not None or delta.resync:
                 self._refilter(market)
+            if update.book.status is not was:
+                self._status_changed(update.market_id, update.book.status)
         self._remember(position, delta)
         parked: list[int] = []
         for sub in market.armed.values():
@@ -369,6 +374,13 @@ class OddsHub:
                 parked.append(sub.id)
         for sub_id in parked:  # lazily parked (see _disarm); _arm puts it back
             del market.armed[sub_id]
+
+    def _status_changed(self, market_id: str, status: MarketStatus) -> None:
+        for listener in self.status_listeners:
+            try:
+                listener(market_id, status)
+            except Exception:  # a listener's bug must not stop the one writer
+                log.exception("status listener failed", extra={"marketId": market_id})
 
     def _remember(self, position: int, delta: MarketDelta) -> None:
         self._history.append(position, delta.market_id, delta.seq, delta.resync)

@@ -8,6 +8,7 @@ the in-play delay; admission control. Prices come from the live hub.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -165,7 +166,8 @@ async def test_in_play_delay_holds_then_rechecks_against_the_market_as_it_is_the
     book: Book,
 ) -> None:
     """Issue 4 item 3: betDelayMs > 0 → PENDING, then suspended during the delay → REJECTED,
-    the stake refunded; the account stream tells the story."""
+    the stake refunded; the account stream tells the story (BET PENDING, BALANCE, MARKET
+    SUSPENDED, BET REJECTED)."""
     token = await book.account("A", 10_000)
     definition = replace(
         market_definition("1.1", bet_delay_ms=300, in_play=True), start_time=FUTURE
@@ -186,6 +188,8 @@ async def test_in_play_delay_holds_then_rechecks_against_the_market_as_it_is_the
             "MARKET_SUSPENDED",
             10_000,
         )
+        market = {"kind": "MARKET", "marketId": "1.1", "status": "SUSPENDED"}
+        assert await events.next_frame(5) == market  # PROTOCOL: the bet is open on 1.1
         final = await events.next_frame(5)
         assert (final["kind"], final["bet"]["status"]) == ("BET", "REJECTED")
         assert await _balance(client) == 10_000
@@ -220,3 +224,68 @@ async def test_a_flood_from_one_client_is_rate_limited_and_never_starves_another
     async with SportsbookClient.connect(book.url(), other_token) as other:
         receipt = await other.request("bets.place", _single("b1", "2"))
         assert receipt["status"] == "ACCEPTED"
+
+
+async def _in_play_market(book: Book) -> None:
+    definition = replace(
+        market_definition("1.1", bet_delay_ms=300, in_play=True), start_time=FUTURE
+    )
+    await book.live.publish(definition_change(definition, s11="2"))
+    await book.live.settled()
+
+
+async def test_one_connection_is_served_concurrently(book: Book) -> None:
+    """A bet held for its in-play delay does not hold up the connection's next request:
+    request-responses run side by side (rsocket-py would otherwise serve them in turn)."""
+    token = await book.account("A", 10_000)
+    await _in_play_market(book)
+    async with SportsbookClient.connect(book.url(), token) as client:
+        placing = asyncio.create_task(client.request("bets.place", _single("d1", "2")))
+        await asyncio.sleep(0.05)
+        assert await _balance(client) == 9000  # the stake is held while the bet is PENDING
+        assert not placing.done()
+        receipt = await asyncio.wait_for(placing, 5)
+        assert (receipt["status"], receipt["balanceAfter"]) == ("ACCEPTED", 9000)
+
+
+async def test_a_pending_bet_is_resolved_when_its_connection_goes(book: Book) -> None:
+    """The connection closes during the in-play delay: the task answering it is cancelled,
+    the bet (its stake debited) is still resolved, never left PENDING."""
+    token = await book.account("A", 10_000)
+    await _in_play_market(book)
+    assert book.live.server.betting is not None
+    store = book.live.server.betting.store
+    async with SportsbookClient.connect(book.url(), token) as client:
+        placing = asyncio.create_task(client.request("bets.place", _single("d1", "2")))
+        for _ in range(200):
+            bets, _ = await store.list_bets("A", "PENDING", 10, None)
+            if bets:
+                break
+            await asyncio.sleep(0.01)
+        assert [b.status for b in bets] == ["PENDING"]
+    placing.cancel()
+    with contextlib.suppress(BaseException):
+        await placing
+    for _ in range(300):
+        bet = await store.get_bet("A", bets[0].bet_id)
+        if bet is not None and bet.status != "PENDING":
+            break
+        await asyncio.sleep(0.01)
+    assert bet is not None and bet.status == "ACCEPTED"
+    assert await store.audit() == []
+
+
+async def test_an_in_play_delay_holds_no_place_in_the_admission_bound(ledger_url: str) -> None:
+    """max_in_flight=1: two in-play bets at once are both written PENDING and accepted
+    after the delay (a bet's place is released once it is durable, before its delay)."""
+    config = BettingConfig(default_in_play_delay_ms=300, max_in_flight=1)
+    async with live_server(database=ledger_url, betting=config) as live:
+        book = Book(live)
+        token = await book.account("A", 10_000)
+        await _in_play_market(book)
+        async with SportsbookClient.connect(book.url(), token) as client:
+            receipts = await asyncio.gather(
+                *(client.request("bets.place", _single(f"h{i}", "2")) for i in range(2))
+            )
+            assert [r["status"] for r in receipts] == ["ACCEPTED"] * 2
+            assert await _balance(client) == 8000

@@ -450,6 +450,10 @@ async def test_accounts(ledger_store: LedgerStore) -> None:
     assert await store.account("acc-9") == created
     assert await store.account_for_token("nope") is None
     assert await store.account("nope") is None
+    terms = await store.account_terms("acc-9")
+    assert terms is not None
+    assert (terms.account_id, terms.currency, terms.limits) == ("acc-9", "EUR", created.limits)
+    assert await store.account_terms("nope") is None
     with pytest.raises(AccountExists):
         await store.create_account("acc-9", "EUR", None, {})
     with pytest.raises(AccountExists):
