@@ -3,13 +3,17 @@
 One writer. Every write (placements, deposits, resolutions, outbox marks) is a
 job on a **bounded** ``asyncio.Queue``; one writer task takes whatever is queued
 (up to ``max_batch`` jobs) and runs it as **one** transaction (``BEGIN
-IMMEDIATE`` … ``COMMIT``), each job inside its own ``SAVEPOINT`` so a job that
-fails or is refused is rolled back alone. ``BEGIN IMMEDIATE`` (which may wait
-for another process's write lock) and ``COMMIT`` run on a dedicated writer
-thread; the jobs' statements, pure computation once the lock is held, run on
-the event loop (see ``_run_batch``: on a thread they fought the loop for the
-GIL statement by statement). The ``COMMIT`` is durable (``synchronous=FULL``:
-the WAL is fsynced) before any job's future is resolved, so a receipt is never
+IMMEDIATE`` … ``COMMIT``). Consecutive placements of a batch are decided in
+order against the writer's copies of balances, exposures and the bet counter
+and written with one ``executemany`` per table in one ``SAVEPOINT``
+(:meth:`SqliteLedgerStore._place_run`); every other job runs in its own
+``SAVEPOINT`` so a job that fails or is refused is rolled back alone.
+``BEGIN IMMEDIATE`` is tried on the event loop and waits for another process's
+write lock on a dedicated writer thread; ``COMMIT`` runs on that thread; the
+jobs' statements, pure computation once the lock is held, run on the event
+loop (see ``_run_batch``: on a thread they fought the loop for the GIL
+statement by statement). The ``COMMIT`` is durable (``synchronous=FULL``: the
+WAL is fsynced) before any job's future is resolved, so a receipt is never
 sent for a bet that a crash could lose, and many concurrent placements share
 one fsync instead of paying one each. While a batch commits, the next one
 gathers in the queue.
@@ -23,13 +27,16 @@ Reads use a second connection on a second thread; WAL lets them run while the
 writer commits, and they see only committed data.
 
 Why the stdlib and not aiosqlite: aiosqlite also runs one thread per connection,
-but hops to it for every statement; a placement is ~8 statements and a batch
-hundreds, so two hops a batch are much cheaper, and it needs no extra
-dependency.
+but hops to it for every statement; a batch is a dozen calls into SQLite, so
+one hop a batch is much cheaper, and it needs no extra dependency.
 
 The balance check is safe without locks: SQLite has one writer at a time (also
-across processes: ``BEGIN IMMEDIATE`` takes the write lock), and jobs in a batch
-run in order, each seeing the ones before it.
+across processes: ``BEGIN IMMEDIATE`` takes the write lock), jobs in a batch
+run in order, each seeing the ones before it, and the writer's copies are
+dropped whenever ``PRAGMA data_version`` says another connection has committed
+(or a transaction failed, or a non-placement write ran), so they are the
+database's values. The schema's constraints (``CHECK (balance >= 0)`` via the
+entry trigger, ``UNIQUE (account_id, request_id)``, …) still hold every row.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -79,6 +87,10 @@ DEFAULT_QUEUE_SIZE = 1024
 DEFAULT_MAX_BATCH = 256
 DEFAULT_WRITE_TIMEOUT_S = 5.0
 BUSY_TIMEOUT_MS = 5000  # another process holding the write lock
+WRITER_CACHE_KIB = -65536
+"""The writer's page cache, 64 MiB (negative: KiB; SQLite's default is 2 MiB). Bets
+insert into per-account places of several indexes; with the default cache those
+pages were read back (through the WAL index) batch after batch."""
 
 
 class _Rollback(Exception):
@@ -93,6 +105,10 @@ class _Rollback(Exception):
 class _Job:
     op: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
+    placement: Placement | None = None
+    """Set for ``place_bet``: run on the batched path (:meth:`_place_run`)."""
+    keeps_state: bool = False
+    """True for ops that touch no balance, exposure or bet counter (outbox marks)."""
 
 
 def _now() -> datetime:
@@ -138,9 +154,16 @@ class SqliteLedgerStore:
         self._wconn: sqlite3.Connection | None = None  # used only on the writer thread
         self._rconn: sqlite3.Connection | None = None  # used only on the reader thread
         self._writer_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the writer's (set by open)
         self._closed = False
         self.batches = 0  # committed transactions (for benchmarks and tests)
         self.jobs = 0
+        # The writer's copy of what placing needs, read from the database on first
+        # use and kept while only this connection writes (see _check_data_version):
+        self._balances: dict[str, int] = {}
+        self._exposure: dict[tuple[str, str], int] = {}
+        self._bet_seq: int | None = None
+        self._data_version: int | None = None
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -154,6 +177,7 @@ class SqliteLedgerStore:
         except BaseException:
             await store._close_connections()
             raise
+        store._loop = loop
         store._writer_task = asyncio.create_task(store._writer(), name="ledger-sqlite-writer")
         return store
 
@@ -172,9 +196,16 @@ class SqliteLedgerStore:
         if str(mode).lower() != "wal":
             raise StoreError(f"{self.path}: could not switch to WAL (journal_mode={mode})")
         conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA cache_size={WRITER_CACHE_KIB}")
+        # Savepoints keep the original of each page a job changes in a sub-journal,
+        # a temporary file once past 64 KiB: in memory, no open()/pwrite() per batch.
+        conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         _migrate(conn)
+        # From now on the writer never waits inside a statement on the event loop: see
+        # _begin (it waits for another process's lock on the writer thread instead).
+        conn.execute("PRAGMA busy_timeout=0")
 
     def _open_reader(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
@@ -208,11 +239,17 @@ class SqliteLedgerStore:
 
     # --- the writer ------------------------------------------------------------------
 
-    async def _submit(self, op: Callable[[sqlite3.Connection], T], *, refuse_when_full: bool) -> T:
+    async def _submit(
+        self,
+        op: Callable[[sqlite3.Connection], T],
+        *,
+        refuse_when_full: bool,
+        keeps_state: bool = False,
+    ) -> T:
         if self._closed:
             raise StoreClosed("the ledger store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        job = _Job(op, future)
+        job = _Job(op, future, None, keeps_state)
         if refuse_when_full:
             try:
                 self._queue.put_nowait(job)
@@ -237,7 +274,7 @@ class SqliteLedgerStore:
             if not batch:
                 continue
             try:
-                results = await self._run_batch([job.op for job in batch])
+                results = await self._run_batch(batch)
             except Exception as exc:  # the whole transaction failed: nothing is committed
                 results = [(False, exc)] * len(batch)
             for job, (ok, value) in zip(batch, results, strict=True):
@@ -266,13 +303,12 @@ class SqliteLedgerStore:
             batch.append(job)
         return [job for job in batch if not job.future.cancelled()], stopping
 
-    async def _run_batch(
-        self, ops: Sequence[Callable[[sqlite3.Connection], Any]]
-    ) -> list[tuple[bool, Any]]:
-        """Every op in one transaction, a savepoint each.
+    async def _run_batch(self, jobs: Sequence[_Job]) -> list[tuple[bool, Any]]:
+        """Every job in one transaction: placements in runs (:meth:`_place_run`), the
+        other ops in a savepoint each.
 
         The waits are on the writer thread: ``BEGIN IMMEDIATE`` (which may wait for
-        another process's write lock) and ``COMMIT`` (the WAL's fsync). The ops run
+        another process's write lock) and ``COMMIT`` (the WAL's fsync). The jobs run
         here, on the event loop: once the write lock is held they only compute
         (SQLite in WAL mode makes no writer wait for readers). On a second thread
         every statement handed the GIL back and forth with the loop, and while the
@@ -281,19 +317,190 @@ class SqliteLedgerStore:
         conn = self._wconn
         assert conn is not None
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer_pool, conn.execute, "BEGIN IMMEDIATE")
+        await self._begin(conn)
         try:
-            results = _run_jobs(conn, ops)
+            self._check_data_version(conn)
+            results: list[tuple[bool, Any]] = []
+            i = 0
+            while i < len(jobs):
+                if jobs[i].placement is None:
+                    job = jobs[i]
+                    results += _run_jobs(conn, [job.op])
+                    if not job.keeps_state:
+                        self._forget_state()
+                    i += 1
+                    continue
+                j = i
+                while j < len(jobs) and jobs[j].placement is not None:
+                    j += 1
+                run = [job.placement for job in jobs[i:j] if job.placement is not None]
+                results += self._place_run(conn, run)
+                i = j
         except BaseException:
+            self._forget_state()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         # Shielded: once started, the COMMIT finishes (or fails and rolls back) on the
         # writer thread, even if this task is cancelled meanwhile.
-        await asyncio.shield(loop.run_in_executor(self._writer_pool, _commit, conn))
+        try:
+            await asyncio.shield(loop.run_in_executor(self._writer_pool, _commit, conn))
+        except BaseException:
+            self._forget_state()  # not committed: what was counted here is not so
+            raise
         self.batches += 1
-        self.jobs += len(ops)
+        self.jobs += len(jobs)
         return results
+
+    async def _begin(self, conn: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``: tried here first (the busy timeout is 0, so it never
+        waits: the write lock is free unless another process holds it), else on the
+        writer thread with the busy timeout. Saves a hop to the thread per batch."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction or exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+            await asyncio.get_running_loop().run_in_executor(
+                self._writer_pool, _begin_waiting, conn
+            )
+
+    # --- placing in batches --------------------------------------------------------------
+
+    def _forget_state(self) -> None:
+        """Drops the writer's copies: they are read again from the database on use."""
+        self._balances.clear()
+        self._exposure.clear()
+        self._bet_seq = None
+
+    def _check_data_version(self, conn: sqlite3.Connection) -> None:
+        """With the write lock held: if another connection (another process) has
+        committed since this one last looked, the copies may be stale: drop them."""
+        (version,) = conn.execute("PRAGMA data_version").fetchone()
+        if version != self._data_version:
+            self._forget_state()
+            self._data_version = version
+
+    def _balance_of(self, conn: sqlite3.Connection, account_id: str) -> int:
+        balance = self._balances.get(account_id)
+        if balance is None:
+            balance = _locked_balance(conn, account_id)
+            self._balances[account_id] = balance
+        return balance
+
+    def _exposure_of(self, conn: sqlite3.Connection, key: tuple[str, str]) -> int:
+        liability = self._exposure.get(key)
+        if liability is None:
+            rows = conn.execute(
+                "SELECT liability FROM exposure WHERE market_id = ? AND selection_id = ?", key
+            ).fetchall()
+            liability = rows[0][0] if rows else 0
+            self._exposure[key] = liability
+        return liability
+
+    def _place_run(
+        self, conn: sqlite3.Connection, placements: Sequence[Placement]
+    ) -> list[tuple[bool, Any]]:
+        """Consecutive placements of a batch, decided against the writer's copies of
+        the balances, exposures and bet counter (no statement per bet), then written
+        with one ``executemany`` per table inside a savepoint. Each is decided exactly
+        as :func:`_place` would, in order, each seeing the ones before it; refusals
+        write nothing. The schema's constraints still hold every row (balance ≥ 0 via
+        the entry trigger, one bet per (account, request id), …): if the batched
+        write breaks one anyway, the savepoint is rolled back, the copies dropped,
+        and the run placed again one by one by :func:`_place`."""
+        conn.execute("SAVEPOINT run")
+        try:
+            results = self._decide_and_write(conn, placements)
+        except sqlite3.DatabaseError:
+            if not conn.in_transaction:
+                raise
+            conn.execute("ROLLBACK TO run")
+            conn.execute("RELEASE run")
+            self._forget_state()
+            results = _run_jobs(conn, [partial(_place, p=p) for p in placements])
+            self._forget_state()
+            return results
+        except BaseException:
+            self._forget_state()
+            raise
+        conn.execute("RELEASE run")
+        return results
+
+    def _decide_and_write(
+        self, conn: sqlite3.Connection, placements: Sequence[Placement]
+    ) -> list[tuple[bool, Any]]:
+        if len(self._balances) >= _STATE_LIMIT or len(self._exposure) >= _STATE_LIMIT:
+            self._forget_state()  # bounded; only between runs (the copies hold its debits)
+        # Which of these requests were placed before: one statement for the run.
+        keys = orjson.dumps([[p.account_id, p.request_id] for p in placements]).decode()
+        placed: dict[tuple[str, str], tuple[str, str, Any]] = {
+            (r[0], r[1]): (r[2], r[3], r[4]) for r in conn.execute(_PLACED_BEFORE, (keys,))
+        }
+        if self._bet_seq is None:
+            self._bet_seq = conn.execute(
+                "SELECT value FROM counters WHERE name = 'bet'"
+            ).fetchone()[0]
+        rows = _RunRows(self._bet_seq, _now().isoformat())
+        results: list[tuple[bool, Any]] = []
+        for p in placements:
+            try:
+                results.append((True, self._decide(conn, p, placed, rows)))
+            except Exception as exc:  # an unknown account, the caller's receipt: alone
+                results.append((False, exc))
+        self._bet_seq = rows.seq
+        rows.write(conn)
+        return results
+
+    def _decide(
+        self,
+        conn: sqlite3.Connection,
+        p: Placement,
+        placed: dict[tuple[str, str], tuple[str, str, Any]],
+        rows: _RunRows,
+    ) -> PlaceOutcome:
+        """One placement, as :func:`_place` decides it; a placed bet's rows go to ``rows``
+        and the copies are updated (only once nothing can fail any more)."""
+        account_id = p.account_id
+        balance = self._balance_of(conn, account_id)
+        before = placed.get((account_id, p.request_id))
+        if before is not None:
+            bet_id, body_hash, receipt = before
+            if body_hash != p.body_hash:
+                return PlaceOutcome(Outcome.CONFLICT, bet_id, None, balance)
+            if isinstance(receipt, str):
+                receipt = orjson.loads(receipt)
+            return PlaceOutcome(Outcome.REPLAYED, bet_id, receipt, balance)
+        if balance < p.total_stake:
+            detail = {"balance": balance, "required": p.total_stake}
+            return PlaceOutcome(Outcome.INSUFFICIENT_FUNDS, None, None, balance, detail)
+        exposures = p.merged_exposures()
+        limit = p.liability_limit
+        for market_id, selection_id, added in exposures:
+            current = self._exposure_of(conn, (market_id, selection_id))
+            if limit is not None and current + added > limit:
+                detail = liability_detail(market_id, selection_id, current, limit)
+                return PlaceOutcome(Outcome.LIABILITY_LIMIT, None, None, balance, detail)
+        bet_id = bet_id_for(rows.seq + 1)
+        balance_after = balance - p.total_stake
+        receipt = p.receipt_for(bet_id, balance_after)
+        receipt_json = orjson.dumps(receipt).decode()
+        status = str(p.status)
+        payload = _json(bet_event("PLACED", bet_id, account_id, status, receipt))
+        # Nothing below can fail: the bet is in the run.
+        rows.add(
+            p,
+            bet_id=bet_id,
+            status=status,
+            receipt_json=receipt_json,
+            payload=payload,
+            exposures=exposures,
+        )
+        self._balances[account_id] = balance_after
+        for market_id, selection_id, added in exposures:
+            self._exposure[(market_id, selection_id)] += added
+        placed[(account_id, p.request_id)] = (bet_id, p.body_hash, receipt_json)
+        return PlaceOutcome(Outcome.PLACED, bet_id, receipt, balance_after)
 
     # --- writes ----------------------------------------------------------------------
 
@@ -345,7 +552,23 @@ class SqliteLedgerStore:
         return await self._submit(op, refuse_when_full=False)
 
     async def place_bet(self, p: Placement) -> PlaceOutcome:
-        return await self._submit(lambda conn: _place(conn, p), refuse_when_full=True)
+        return await self.submit_placement(p)
+
+    def submit_placement(self, p: Placement) -> asyncio.Future[PlaceOutcome]:
+        """:meth:`place_bet` as a future (no coroutine, for callers that would make a
+        task of it): queued now, or :class:`StoreBusy` / :class:`StoreClosed` at once.
+        Cancelling the future before the writer takes the job withdraws it."""
+        if self._closed or self._loop is None or self._writer_task is None:
+            raise StoreClosed("the ledger store is closed")
+        if self._writer_task.done():
+            raise StoreClosed("the ledger store is closed")
+        # The writer's loop, remembered: get_running_loop() costs a getpid() per call.
+        future: asyncio.Future[PlaceOutcome] = self._loop.create_future()
+        try:
+            self._queue.put_nowait(_Job(partial(_place, p=p), future, p))
+        except asyncio.QueueFull:
+            raise StoreBusy(f"ledger write queue full ({self._queue.maxsize})") from None
+        return future
 
     async def resolve_pending(self, bet_id: str, accepted: bool, receipt: Receipt) -> PlaceOutcome:
         receipt_json = _json(receipt)
@@ -365,7 +588,7 @@ class SqliteLedgerStore:
                 [(now, event_id) for event_id in wanted],
             )
 
-        await self._submit(op, refuse_when_full=False)
+        await self._submit(op, refuse_when_full=False, keeps_state=True)
 
     # --- reads -----------------------------------------------------------------------
 
@@ -470,6 +693,66 @@ class SqliteLedgerStore:
 # --- statements (run on the writer or reader thread) ----------------------------------
 
 
+class _RunRows:
+    """The rows of a run's placed bets, written with one ``executemany`` per table."""
+
+    __slots__ = ("bet_exposures", "bets", "entries", "exposure", "now", "outbox", "seq")
+
+    def __init__(self, seq: int, now: str) -> None:
+        self.seq = seq  # the last bet number allocated
+        self.now = now
+        self.bets: list[tuple[Any, ...]] = []
+        self.entries: list[tuple[str, int, str, str, str]] = []
+        self.bet_exposures: list[tuple[str, str, str, int]] = []
+        self.exposure: dict[tuple[str, str], int] = {}
+        self.outbox: list[tuple[str, str, str, str]] = []
+
+    def add(
+        self,
+        p: Placement,
+        *,
+        bet_id: str,
+        status: str,
+        receipt_json: str,
+        payload: str,
+        exposures: Sequence[tuple[str, str, int]],
+    ) -> None:
+        self.seq += 1
+        now = self.now
+        self.bets.append(
+            (
+                self.seq,
+                bet_id,
+                p.account_id,
+                p.request_id,
+                p.body_hash,
+                status,
+                p.total_stake,
+                receipt_json,
+                now,
+                now,
+            )
+        )
+        self.entries.append((p.account_id, -p.total_stake, bet_id, p.request_id, now))
+        for market_id, selection_id, added in exposures:
+            key = (market_id, selection_id)
+            self.exposure[key] = self.exposure.get(key, 0) + added
+            self.bet_exposures.append((bet_id, market_id, selection_id, added))
+        self.outbox.append((BETS_TOPIC, p.account_id, payload, now))
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        """Bets first (the entries and exposures refer to them); the entry trigger
+        applies each STAKE to ``accounts.balance`` (``CHECK (balance >= 0)``)."""
+        if not self.bets:
+            return
+        conn.executemany(_INSERT_BET, self.bets)
+        conn.executemany(_INSERT_STAKE, self.entries)
+        conn.executemany(_INSERT_BET_EXPOSURE, self.bet_exposures)
+        conn.executemany(_ADD_EXPOSURE, [(m, s, v) for (m, s), v in self.exposure.items()])
+        conn.executemany(_INSERT_OUTBOX, self.outbox)
+        conn.execute("UPDATE counters SET value = ? WHERE name = 'bet'", (self.seq,))
+
+
 def _bet(row: Sequence[Any]) -> StoredBet:
     bet_id, account_id, request_id, body_hash, status, stake, receipt, placed, updated = row[:9]
     return StoredBet(
@@ -494,6 +777,22 @@ _ACCOUNT_BY_HASH = """SELECT a.account_id, a.currency, a.limits, a.balance,
         WHERE b.account_id = a.account_id AND b.status IN ('PENDING', 'ACCEPTED'))
 FROM accounts a WHERE a.token_hash = ?"""
 _ACCOUNT_TERMS = "SELECT currency, limits FROM accounts WHERE account_id = ?"
+_BET_SEQ = "SELECT value FROM counters WHERE name = 'bet'"
+_STATE_LIMIT = 100_000  # accounts or selections the writer keeps; beyond, it starts over
+# The bets already placed for a run's (account id, request id) pairs, a JSON array.
+_PLACED_BEFORE = """SELECT b.account_id, b.request_id, b.bet_id, b.body_hash, b.receipt
+FROM json_each(?) AS j JOIN bets AS b
+    ON b.account_id = json_extract(j.value, '$[0]')
+    AND b.request_id = json_extract(j.value, '$[1]')"""
+_INSERT_BET = """INSERT INTO bets (seq, bet_id, account_id, request_id, body_hash, status,
+    total_stake, receipt, placed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_INSERT_STAKE = """INSERT INTO ledger_entries (account_id, kind, amount, bet_id, reference,
+    created_at) VALUES (?, 'STAKE', ?, ?, ?, ?)"""
+_INSERT_BET_EXPOSURE = """INSERT INTO bet_exposures (bet_id, market_id, selection_id, liability)
+VALUES (?, ?, ?, ?)"""
+_ADD_EXPOSURE = """INSERT INTO exposure (market_id, selection_id, liability) VALUES (?, ?, ?)
+ON CONFLICT (market_id, selection_id) DO UPDATE SET liability = liability + excluded.liability"""
+_INSERT_OUTBOX = "INSERT INTO outbox (topic, key, payload, created_at) VALUES (?, ?, ?, ?)"
 # The account's balance and, if this request was placed before, its bet: one read.
 _BALANCE_AND_PLACED = """SELECT a.balance, b.bet_id, b.body_hash, b.receipt
 FROM accounts a LEFT JOIN bets b ON b.account_id = a.account_id AND b.request_id = ?
@@ -564,6 +863,16 @@ def _run_jobs(
         conn.execute("RELEASE job")
         results.append(result)
     return results
+
+
+def _begin_waiting(conn: sqlite3.Connection) -> None:
+    """On the writer thread: ``BEGIN IMMEDIATE``, waiting up to the busy timeout for
+    another process's write lock."""
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
 
 
 def _commit(conn: sqlite3.Connection) -> None:

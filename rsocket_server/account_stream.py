@@ -147,6 +147,8 @@ class AccountEvents:
 
     def bet(self, account_id: str, receipt: dict[str, Any]) -> None:
         self.open_markets.bet(account_id, receipt)
+        if account_id not in self._subscribers:  # nobody listens: no events to encode
+            return
         self.publish(account_id, {"kind": "BET", "bet": receipt})
         balance = receipt.get("balanceAfter")
         if receipt.get("betId") is not None and balance is not None:
@@ -172,8 +174,11 @@ class AccountEvents:
             self.publish(account_id, event)
 
     def publish(self, account_id: str, event: dict[str, Any]) -> None:
+        subscribers = self._subscribers.get(account_id)
+        if not subscribers:
+            return
         frame = orjson.dumps(event)
-        for subscriber in list(self._subscribers.get(account_id, {}).values()):
+        for subscriber in list(subscribers.values()):
             subscriber.offer(frame)
 
     def add(self, account_id: str, publisher: AccountStreamPublisher) -> None:

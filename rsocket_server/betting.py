@@ -16,9 +16,10 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from ledger_store.store import (
@@ -44,6 +45,7 @@ from sportsbook_core.acceptance import (
 )
 from sportsbook_core.bets import BetSlip
 from sportsbook_core.market_book import MarketBook
+from sportsbook_core.prices import Price
 from streams.odds_hub import OddsHub
 
 log = logging.getLogger("sportsbook.bets")
@@ -156,25 +158,6 @@ class _Admission:
         self.in_use -= 1
 
 
-class _LiveBooks(Mapping[str, MarketBook]):
-    """The hub's books as the core's read-only mapping, read at check time (never a copy)."""
-
-    def __init__(self, hub: OddsHub) -> None:
-        self._hub = hub
-
-    def __getitem__(self, market_id: str) -> MarketBook:
-        book = self._hub.book(market_id)
-        if book is None:
-            raise KeyError(market_id)
-        return book
-
-    def __iter__(self) -> Iterator[str]:
-        return (book.market_id for book in self._hub.books())
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self._hub.books())
-
-
 @dataclass(frozen=True, slots=True)
 class BettingServices:
     """What the bet and account routes need, owned by the server."""
@@ -198,7 +181,6 @@ class PlacementService:
         self.config = config or BettingConfig()
         self.on_receipt = on_receipt
         self._clock = clock
-        self._books = _LiveBooks(hub)
         self._admission = _Admission(self.config.max_in_flight)
         self._buckets: dict[str, _Bucket] = {}
         self._terms: dict[str, tuple[float, AccountTerms]] = {}
@@ -249,6 +231,75 @@ class PlacementService:
         finally:
             permit.release()
 
+    def place_soon(
+        self,
+        account_id: str,
+        request: PlaceBetRequest,
+        permit: Permit,
+        settle: Callable[[dict[str, Any] | BaseException], None],
+    ) -> asyncio.Future[Any] | bool:
+        """:meth:`place` without a task, when it needs no wait but the store's: the
+        account's terms are cached and the store takes placements as futures
+        (``submit_placement``: SQLite). The same checks and outcomes; ``settle``
+        gets the receipt or the exception :meth:`place` would raise.
+
+        False: not taken (nothing done, the permit untouched): use :meth:`place`.
+        True: answered already (refused before the store). Else the store's future:
+        cancel it to withdraw the bet if it is not written yet (as cancelling
+        :meth:`place` would). Raises what :meth:`place` raises before the store (the
+        permit is released then)."""
+        submit: Callable[[Placement], asyncio.Future[PlaceOutcome]] | None = getattr(
+            self.store, "submit_placement", None
+        )
+        terms = self._cached_terms(account_id)
+        if submit is None or terms is None:
+            return False
+        try:
+            prepared = self._prepare(account_id, request, terms)
+            if isinstance(prepared, dict):
+                permit.release()
+                settle(prepared)
+                return True
+            stored = submit(prepared.placement)
+        except StoreBusy:
+            permit.release()
+            raise _ledger_busy() from None
+        except BaseException:
+            permit.release()
+            raise
+        stored.add_done_callback(partial(self._stored_soon, prepared, permit, settle))
+        return stored
+
+    def _stored_soon(
+        self,
+        prepared: _Prepared,
+        permit: Permit,
+        settle: Callable[[dict[str, Any] | BaseException], None],
+        stored: asyncio.Future[PlaceOutcome],
+    ) -> None:
+        if stored.cancelled():  # withdrawn: not written
+            permit.release()
+            return
+        result: dict[str, Any] | asyncio.Task[dict[str, Any]] | BaseException
+        try:
+            result = self._finish(prepared, stored.result(), permit)
+        except StoreBusy:
+            result = _ledger_busy()
+        except Exception as exc:
+            result = exc
+        if not isinstance(result, asyncio.Task):
+            permit.release()
+            settle(result)
+            return
+        # In-play: its delay, then the resolution, in the task _finish started.
+        result.add_done_callback(partial(_settle_from, settle))
+
+    def _cached_terms(self, account_id: str) -> AccountTerms | None:
+        cached = self._terms.get(account_id)
+        if cached is not None and self._clock() - cached[0] < self.config.terms_ttl_s:
+            return cached[1]
+        return None
+
     async def _account_terms(self, account_id: str) -> AccountTerms | None:
         """The account's currency and limits, read at most once per ``terms_ttl_s``."""
         now = self._clock()
@@ -268,45 +319,81 @@ class PlacementService:
         account = await self._account_terms(account_id)
         if account is None:
             raise ApiError(ErrorCode.FORBIDDEN, "no such account")
+        prepared = self._prepare(account_id, request, account)
+        if isinstance(prepared, dict):
+            return prepared
+        try:
+            outcome = await self.store.place_bet(prepared.placement)
+        except StoreBusy:
+            raise _ledger_busy() from None
+        result = self._finish(prepared, outcome, permit)
+        if isinstance(result, asyncio.Task):
+            return await asyncio.shield(result)
+        return result
+
+    def _prepare(
+        self, account_id: str, request: PlaceBetRequest, account: AccountTerms
+    ) -> dict[str, Any] | _Prepared:
+        """Before the store: the account's rate, the acceptance checks against the
+        live books; a refused bet's receipt, or the placement to write."""
         self._admit_account(account_id, account.limits)
         limits = self.config.limits.get(account.currency)
         if limits is None:
             raise ApiError(ErrorCode.UNAVAILABLE, f"no betting limits for {account.currency}")
         slip = request.slip
-        result = check_bet(slip, self._context(limits))
+        result = check_bet(slip, self._context(limits, slip))
         if isinstance(result, Rejection):
             return rejected_receipt(
                 slip, result.code.value, result.message, result.details, account.currency
             )
         status = BetStatus.PENDING if result.delay_ms > 0 else BetStatus.ACCEPTED
-        outcome = await self._write(
+        placement = self._placement(
             account_id, request, result, status=status, currency=account.currency, limits=limits
         )
-        receipt = self._receipt_of(outcome, slip, account.currency)
+        return _Prepared(account_id, request, result, status, account.currency, limits, placement)
+
+    def _finish(
+        self, prepared: _Prepared, outcome: PlaceOutcome, permit: Permit
+    ) -> dict[str, Any] | asyncio.Task[dict[str, Any]]:
+        """After the store: the receipt, or for an in-play bet the task that holds
+        it for its delay and resolves it (its permit released: it is durable)."""
+        account_id, slip = prepared.account_id, prepared.request.slip
+        receipt = self._receipt_of(outcome, slip, prepared.currency)
         if outcome.outcome is Outcome.PLACED:
             self._tell(account_id, receipt)
-            if status is BetStatus.PENDING:
+            if prepared.status is BetStatus.PENDING:
                 permit.release()  # durable now: the delay holds no place in the bound
                 # Its stake is debited: it is resolved even if the requester goes away
                 # (a cancelled request or a closed connection cancels only the wait).
                 task = asyncio.create_task(
-                    self._after_delay(account_id, receipt, request, result, limits)
+                    self._after_delay(
+                        account_id, receipt, prepared.request, prepared.accepted, prepared.limits
+                    )
                 )
                 self._resolving.add(task)
                 task.add_done_callback(self._resolving.discard)
-                return await asyncio.shield(task)
+                return task
         return receipt
 
-    def _context(self, limits: BettingLimits) -> AcceptanceContext:
+    def _context(self, limits: BettingLimits, slip: BetSlip) -> AcceptanceContext:
+        """The slip's markets' live books, looked up now: the checks run synchronously
+        right after, so this is the hub's state at check time (not a snapshot that
+        could go stale), in a plain dict (the checks look a market up ~10 times)."""
+        hub = self.hub
+        books: dict[str, MarketBook] = {}
+        for leg in slip.legs:
+            book = hub.book(leg.market_id)
+            if book is not None:
+                books[leg.market_id] = book
         return AcceptanceContext(
-            books=self._books,
+            books=books,
             now=datetime.now(UTC),
             limits=limits,
             feed_healthy=self.hub.feed_healthy,
             default_in_play_delay_ms=self.config.default_in_play_delay_ms,
         )
 
-    async def _write(
+    def _placement(
         self,
         account_id: str,
         request: PlaceBetRequest,
@@ -315,9 +402,9 @@ class PlacementService:
         status: BetStatus,
         currency: str,
         limits: BettingLimits,
-    ) -> PlaceOutcome:
+    ) -> Placement:
         exposures = [(m, s, v) for (m, s), v in selection_liability(accepted).items()]
-        placement = Placement(
+        return Placement(
             account_id=account_id,
             request_id=request.slip.request_id,
             body_hash=request.body_hash,
@@ -334,12 +421,6 @@ class PlacementService:
                 balance_after=balance,
             ),
         )
-        try:
-            return await self.store.place_bet(placement)
-        except StoreBusy:
-            raise ApiError(
-                ErrorCode.RATE_LIMITED, "ledger busy: retry in 20 ms (retryAfterMs=20)"
-            ) from None
 
     def _receipt_of(self, outcome: PlaceOutcome, slip: BetSlip, currency: str) -> dict[str, Any]:
         if outcome.receipt is not None and outcome.ok:
@@ -363,7 +444,7 @@ class PlacementService:
         """In-play: hold for the delay, then re-check against the market as it is now."""
         await asyncio.sleep(accepted.delay_ms / 1000)
         slip, bet_id, currency = request.slip, pending["betId"], pending["currency"]
-        final = recheck_after_delay(accepted, slip, self._context(limits))
+        final = recheck_after_delay(accepted, slip, self._context(limits, slip))
         if isinstance(final, Accepted):  # the stake was debited when it was PENDING
             receipt = accepted_receipt(
                 bet_id,
@@ -394,11 +475,70 @@ def _busy() -> ApiError:
     return ApiError(ErrorCode.RATE_LIMITED, "server busy: retry in 50 ms (retryAfterMs=50)")
 
 
+def _settle_from(
+    settle: Callable[[dict[str, Any] | BaseException], None], done: asyncio.Task[dict[str, Any]]
+) -> None:
+    if done.cancelled():
+        settle(asyncio.CancelledError())
+    else:
+        settle(done.exception() or done.result())
+
+
+def _ledger_busy() -> ApiError:
+    return ApiError(ErrorCode.RATE_LIMITED, "ledger busy: retry in 20 ms (retryAfterMs=20)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A bet that passed the checks, between :meth:`PlacementService._prepare` and
+    :meth:`PlacementService._finish`."""
+
+    account_id: str
+    request: PlaceBetRequest
+    accepted: Accepted
+    status: BetStatus
+    currency: str
+    limits: BettingLimits
+    placement: Placement
+
+
 # ---- receipts (PROTOCOL.md, Bet receipt) --------------------------------------------------
 
 
+_clock_text: list[Any] = [None, ""]  # (the millisecond, its text): receipts in one ms share it
+
+
 def _now_text() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = datetime.now(UTC)
+    stamp = (
+        now.year,
+        now.month,
+        now.day,
+        now.hour,
+        now.minute,
+        now.second,
+        now.microsecond // 1000,
+    )
+    if _clock_text[0] != stamp:
+        _clock_text[0] = stamp
+        _clock_text[1] = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    text: str = _clock_text[1]
+    return text
+
+
+_WIRE_PRICES: dict[tuple[int, int, bool], str] = {}
+
+
+def _wire(price: Price) -> str:
+    """``price.to_wire()``, remembered per price (a few hundred distinct on a ladder)."""
+    odds = price.odds
+    key = (odds.numerator, odds.denominator, price.fractional)
+    text = _WIRE_PRICES.get(key)
+    if text is None:
+        if len(_WIRE_PRICES) >= 10_000:
+            _WIRE_PRICES.clear()
+        text = _WIRE_PRICES[key] = price.to_wire()
+    return text
 
 
 def _slip_fields(slip: BetSlip) -> dict[str, Any]:
@@ -430,7 +570,7 @@ def accepted_receipt(
             {
                 "marketId": leg.market_id,
                 "selectionId": leg.selection_id,
-                "price": leg.price.to_wire(),
+                "price": _wire(leg.price),
                 "result": None,
             }
             for leg in accepted.legs
@@ -461,7 +601,7 @@ def rejected_receipt(
             {
                 "marketId": leg.market_id,
                 "selectionId": leg.selection_id,
-                "price": leg.price.to_wire(),
+                "price": _wire(leg.price),
                 "result": None,
             }
             for leg in slip.legs

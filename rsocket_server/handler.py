@@ -22,7 +22,7 @@ from rsocket_server.catalog import events_response
 from rsocket_server.metadata import COMPOSITE, JSON, bearer_token_of, route_of
 from rsocket_server.odds_stream import OddsStreamPublisher
 from rsocket_server.transport_guard import DEFAULT_LEASE, LeaseTerms
-from schemas.bets import decode_bet_id, decode_bets_list, decode_place_bet
+from schemas.bets import PlaceBetRequest, decode_bet_id, decode_bets_list, decode_place_bet
 from schemas.errors import ApiError, ErrorCode
 from schemas.requests import (
     CatalogEventsRequest,
@@ -102,6 +102,15 @@ class SportsbookHandler(BaseRequestHandler):
                 rate = float(account.limits.get("betsPerSecond", rate))
         return LeaseTerms.for_rate(rate)
 
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The connection's loop, remembered (``get_running_loop()`` costs a
+        ``getpid()`` per call)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
     _responding: set[asyncio.Task[None]] | None = None
     """The request-response routes running now (strong references; made on first use)."""
 
@@ -118,6 +127,7 @@ class SportsbookHandler(BaseRequestHandler):
         RATE_LIMITED): the connection's reader pauses meanwhile, which is the
         back-pressure on a client that sends faster than bets are made durable."""
         permit: Permit | None = None
+        work: Awaitable[bytes] | None = None
         try:
             route = route_of(payload.metadata)
             responder = RESPONSE_ROUTES.get(route)
@@ -125,13 +135,19 @@ class SportsbookHandler(BaseRequestHandler):
                 raise ApiError(ErrorCode.UNKNOWN_ROUTE, f"no request-response route {route!r}")
             if route == "bets.place":
                 permit = await _bets_place_admission(self)
+                request = _decoded_bet(payload, permit)
+                soon = _bets_place_soon(self, request, permit)
+                if soon is not None:
+                    return soon
+                work = _bets_place_decoded(self, request, permit)
         except ApiError as error:
             return create_error_future(error)
         except Exception:
             log.exception("request-response failed")
             return create_error_future(ApiError(ErrorCode.INTERNAL, "internal error"))
         future: asyncio.Future[Payload] = create_future()
-        work = responder(self, payload) if permit is None else _bets_place(self, payload, permit)
+        if work is None:
+            work = responder(self, payload)
         task = asyncio.create_task(_respond(work, future))
         if permit is not None:  # released however the task ends (also if it never started)
             task.add_done_callback(lambda _: permit.release())
@@ -224,6 +240,55 @@ async def _bets_place(
     services, account_id = handler.services(), handler.account_id()
     request = decode_place_bet(decode_object(payload.data))
     return orjson.dumps(await services.placement.place(account_id, request, permit))
+
+
+def _decoded_bet(payload: Payload, permit: Permit) -> PlaceBetRequest:
+    """The bet, decoded; a malformed one gives its place back at once."""
+    try:
+        return decode_place_bet(decode_object(payload.data))
+    except BaseException:
+        permit.release()
+        raise
+
+
+async def _bets_place_decoded(
+    handler: SportsbookHandler, request: PlaceBetRequest, permit: Permit
+) -> bytes:
+    services, account_id = handler.services(), handler.account_id()
+    return orjson.dumps(await services.placement.place(account_id, request, permit))
+
+
+def _bets_place_soon(
+    handler: SportsbookHandler, request: PlaceBetRequest, permit: Permit
+) -> asyncio.Future[Payload] | None:
+    """``bets.place`` without a task when the placement needs no wait but the
+    store's (:meth:`PlacementService.place_soon`): the answer's future is completed
+    from the store's. None: not taken, run :func:`_bets_place_decoded` in a task.
+    Errors as :func:`_respond` maps them; cancelling the answer (a CANCEL frame, the
+    connection closing) withdraws the bet if it is not written yet, as cancelling
+    the task would."""
+    services, account_id = handler.services(), handler.account_id()
+    answer: asyncio.Future[Payload] = handler.loop().create_future()
+
+    def settle(outcome: dict[str, Any] | BaseException) -> None:
+        if answer.done():  # cancelled meanwhile: nobody is waiting for the answer
+            return
+        if isinstance(outcome, dict):
+            answer.set_result(Payload(orjson.dumps(outcome)))
+        elif isinstance(outcome, asyncio.CancelledError):  # as _respond: no answer
+            answer.cancel()
+        elif isinstance(outcome, ApiError):
+            answer.set_exception(outcome)
+        else:
+            log.error("request-response failed", exc_info=outcome)
+            answer.set_exception(ApiError(ErrorCode.INTERNAL, "internal error"))
+
+    stored = services.placement.place_soon(account_id, request, permit, settle)
+    if stored is False:
+        return None
+    if isinstance(stored, asyncio.Future):
+        answer.add_done_callback(lambda done: stored.cancel() if done.cancelled() else None)
+    return answer
 
 
 async def _bets_get(handler: SportsbookHandler, payload: Payload) -> bytes:

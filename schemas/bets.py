@@ -24,6 +24,9 @@ MAX_LEGS_ON_WIRE = 20
 MAX_STAKE_MINOR = 10**12  # far above any limit; a bound so the arithmetic stays small
 MAX_LIST = 100
 _E = TypeVar("_E", BetType, SystemBet, PriceChangePolicy)
+_PRICES: dict[str, Price] = {}
+"""Wire price text → parsed Price (immutable): bets quote a ladder's few hundred prices."""
+_PRICES_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +84,15 @@ def _leg(value: Any, index: int) -> BetLeg:
     text = value.get("price")
     if not isinstance(text, str):
         raise invalid(f'legs[{index}].price must be a string such as "2.5" or "5/2"')
-    try:
-        price = Price.parse(text)
-    except InvalidPrice as error:
-        raise invalid(f"legs[{index}].price: {error}") from None
+    price = _PRICES.get(text)
+    if price is None:
+        try:
+            price = Price.parse(text)
+        except InvalidPrice as error:
+            raise invalid(f"legs[{index}].price: {error}") from None
+        if len(_PRICES) >= _PRICES_KEPT:
+            _PRICES.clear()
+        _PRICES[text] = price
     return BetLeg(
         market_id=_required_text(value, "marketId"),
         selection_id=_required_text(value, "selectionId"),
@@ -107,13 +115,13 @@ def _flag(body: Mapping[str, Any], name: str) -> bool:
 
 
 def _enum(kind: type[_E], value: Any, name: str) -> _E:
+    if isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
     names = ", ".join(member.value for member in kind)
-    if not isinstance(value, str):
-        raise invalid(f"{name} must be one of {names}")
-    try:
-        return kind(value)
-    except ValueError:
-        raise invalid(f"{name} must be one of {names}") from None
+    raise invalid(f"{name} must be one of {names}")
 
 
 def _body_hash(slip: BetSlip) -> str:

@@ -169,7 +169,7 @@ def _live_prices(slip: BetSlip, ctx: AcceptanceContext) -> tuple[Price, ...] | N
 def _place_terms(slip: BetSlip, ctx: AcceptanceContext) -> tuple[EachWayTerms | None, ...]:
     """Each leg's each-way terms when the slip is each-way, else all None."""
     if not slip.each_way:
-        return tuple(None for _ in slip.legs)
+        return (None,) * len(slip.legs)
     return tuple(
         None if leg.market_id not in ctx.books else ctx.books[leg.market_id].definition.each_way
         for leg in slip.legs
@@ -431,7 +431,7 @@ def check_bet(slip: BetSlip, ctx: AcceptanceContext) -> Accepted | Rejection:
 
 def _accepted(slip: BetSlip, ctx: AcceptanceContext) -> Accepted:
     legs = tuple(
-        replace(leg, price=live, seq=ctx.books[leg.market_id].seq)
+        BetLeg(leg.market_id, leg.selection_id, live, ctx.books[leg.market_id].seq)
         for leg, live in _legs_with_prices(slip, ctx)
     )
     lines, terms = expand_lines(slip), _place_terms(slip, ctx)
@@ -514,12 +514,25 @@ def selection_liability(accepted: Accepted) -> Mapping[tuple[str, str], int]:
     """The book's net loss if each selection wins: Σ stake × (odds − 1) over the lines
     that contain it, exact and rounded down once per selection. What the store adds
     to a selection's exposure for :func:`check_liability`."""
-    prices = accepted.prices
-    exposure: dict[tuple[str, str], Fraction] = {leg.key: Fraction(0) for leg in accepted.legs}
-    for line in accepted.lines:
-        profit = line_odds(line, prices, accepted.place_terms) - 1
+    prices, legs, stake = accepted.prices, accepted.legs, accepted.stake_per_line
+    lines = accepted.lines
+    if len(lines) == 1 and not lines[0].place and len(lines[0].legs) == 1:
+        # A single: floor(stake × (n/d − 1)) in integers, the same exact value.
+        index = lines[0].legs[0]
+        odds = prices[index].odds
+        numerator, denominator = odds.numerator, odds.denominator
+        single = {leg.key: 0 for leg in legs}
+        single[legs[index].key] = (numerator - denominator) * stake // denominator
+        return MappingProxyType(single)
+    exposure: dict[tuple[str, str], Fraction | int] = {leg.key: 0 for leg in legs}
+    for line in lines:
+        amount = (line_odds(line, prices, accepted.place_terms) - 1) * stake
         for index in line.legs:
-            exposure[accepted.legs[index].key] += profit * accepted.stake_per_line
+            key = legs[index].key
+            exposure[key] += amount
     return MappingProxyType(
-        {key: value.numerator // value.denominator for key, value in exposure.items()}
+        {
+            key: value if isinstance(value, int) else value.numerator // value.denominator
+            for key, value in exposure.items()
+        }
     )

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
+from functools import lru_cache
 from itertools import combinations
 from math import comb, prod
 
@@ -187,20 +188,37 @@ def fold_sizes(slip: BetSlip) -> tuple[int, ...]:
 
 def expand_lines(slip: BetSlip) -> tuple[Line, ...]:
     """Every line, smallest folds first; each-way gives a win then a place line per combination."""
-    lines: list[Line] = []
-    for k in fold_sizes(slip):
-        for legs in combinations(range(len(slip.legs)), k):
-            lines.append(Line(legs))
-            if slip.each_way:
-                lines.append(Line(legs, place=True))
-    return tuple(lines)
+    return _lines(slip.bet_type, slip.system, len(slip.legs), slip.each_way)
 
 
 def line_count(slip: BetSlip) -> int:
     """``Σ C(n, k)`` over the slip's fold sizes, doubled each-way (RULES.md §4)."""
-    n = len(slip.legs)
-    count = sum(comb(n, k) for k in fold_sizes(slip))
-    return count * 2 if slip.each_way else count
+    return _line_count(slip.bet_type, slip.system, len(slip.legs), slip.each_way)
+
+
+def _shape_of(bet_type: BetType, system: SystemBet | None, n: int) -> BetSlip:
+    """A stand-in slip with the shape (type, system, legs) that lines depend on."""
+    leg = BetLeg("", "", Price(Fraction(2)))
+    return BetSlip("", bet_type, system, (leg,) * n, 1)
+
+
+@lru_cache(maxsize=1024)
+def _lines(bet_type: BetType, system: SystemBet | None, n: int, each_way: bool) -> tuple[Line, ...]:
+    """The lines depend only on the slip's shape: computed once per shape (the same
+    InvalidBet as :func:`fold_sizes` for a bad one; exceptions are not cached)."""
+    lines: list[Line] = []
+    for k in fold_sizes(_shape_of(bet_type, system, n)):
+        for legs in combinations(range(n), k):
+            lines.append(Line(legs))
+            if each_way:
+                lines.append(Line(legs, place=True))
+    return tuple(lines)
+
+
+@lru_cache(maxsize=1024)
+def _line_count(bet_type: BetType, system: SystemBet | None, n: int, each_way: bool) -> int:
+    count = sum(comb(n, k) for k in fold_sizes(_shape_of(bet_type, system, n)))
+    return count * 2 if each_way else count
 
 
 def total_stake(slip: BetSlip) -> int:
@@ -218,6 +236,8 @@ def line_odds(
 ) -> Fraction:
     """The exact product of the line's leg odds (place odds on a place line)."""
     if not line.place:
+        if len(line.legs) == 1:  # a single: its odds (a Fraction), no multiplication
+            return prices[line.legs[0]].odds
         return prod((prices[i].odds for i in line.legs), start=Fraction(1))
     factors: list[Fraction] = []
     for i in line.legs:
@@ -232,6 +252,8 @@ def combined_odds(
     lines: Sequence[Line], prices: Sequence[Price], terms: Sequence[EachWayTerms | None] = ()
 ) -> Fraction:
     """``Σ ∏`` over the lines: the exact return per unit of stake per line."""
+    if len(lines) == 1:
+        return line_odds(lines[0], prices, terms)
     return sum((line_odds(line, prices, terms) for line in lines), start=Fraction(0))
 
 

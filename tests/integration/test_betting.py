@@ -289,3 +289,33 @@ async def test_an_in_play_delay_holds_no_place_in_the_admission_bound(ledger_url
             )
             assert [r["status"] for r in receipts] == ["ACCEPTED"] * 2
             assert await _balance(client) == 8000
+
+
+async def test_answers_without_a_task_are_the_same_answers(book: Book) -> None:
+    """Once an account's terms are cached a placement runs without a task (the
+    store's future completes the answer): refusals, replays, conflicts and
+    malformed bets answer as before, and every place in the bound comes back."""
+    token = await book.account("A", 10_000)
+    await book.market(s11="2", s12="3")
+    assert book.live.server.betting is not None
+    placement = book.live.server.betting.placement
+    async with SportsbookClient.connect(book.url(), token) as client:
+        first = await client.request("bets.place", _single("t1", "2"))
+        assert (first["status"], first["balanceAfter"]) == ("ACCEPTED", 9000)
+        moved = await client.request("bets.place", _single("t2", "2.5"))
+        assert (moved["status"], moved["code"]) == ("REJECTED", "PRICE_CHANGED")
+        again = await client.request("bets.place", _single("t1", "2"))
+        assert (again["status"], again["betId"]) == ("ACCEPTED", first["betId"])
+        conflict = await client.request("bets.place", _single("t1", "2", stake=2000))
+        assert (conflict["status"], conflict["code"]) == ("REJECTED", "IDEMPOTENCY_CONFLICT")
+        broke = await client.request("bets.place", _single("t3", "2", stake=20_000))
+        assert (broke["status"], broke["code"]) == ("REJECTED", "INSUFFICIENT_FUNDS")
+        with pytest.raises(SportsbookError) as error:
+            await client.request("bets.place", {"requestId": "t4", "type": "SINGLE"})
+        assert error.value.code == "INVALID_REQUEST"
+        many = await asyncio.gather(
+            *(client.request("bets.place", _single(f"m{i}", "2", 100)) for i in range(20))
+        )
+        assert [r["status"] for r in many] == ["ACCEPTED"] * 20
+        assert await _balance(client) == 7000
+    assert placement.in_flight == 0
