@@ -66,6 +66,7 @@ class ServerConfig:
     # Kafka mode: consume the price bus another process (``sportsbook feed``) publishes.
     kafka: str | None = None
     kafka_topic: str = PRICES_TOPIC
+    feed_silence_s: float = 10.0  # Kafka: no record, not even a heartbeat, this long = feed silent
     # --workers: several processes share the ports (SO_REUSEPORT), all fed from Kafka.
     reuse_port: bool = False
     # Betting (#4): the ledger. None and no ledger_path: no betting routes (odds only).
@@ -103,7 +104,10 @@ class SportsbookServer:
     def _default_bus(config: ServerConfig) -> PriceBus:
         if config.kafka is None:
             return InProcessPriceBus(config.bus_capacity)
-        return KafkaPriceBus(KafkaSettings(config.kafka, config.kafka_topic))
+        settings = KafkaSettings(
+            config.kafka, config.kafka_topic, feed_silent_after_s=config.feed_silence_s
+        )
+        return KafkaPriceBus(settings)
 
     # ---- lifecycle ---------------------------------------------------------
     async def start(self, feed: FeedRunner | None = None) -> None:
@@ -188,10 +192,16 @@ class SportsbookServer:
         )
 
     def _feed_ended(self, task: asyncio.Task[Any]) -> None:
-        """A feed that dies must not look healthy: log it, and tell every subscriber."""
-        if task.cancelled() or task.exception() is None:
+        """A feed that dies or ends must not look healthy: log it, and tell every subscriber
+        (its prices stop moving, so they are stale: betting on them is refused)."""
+        if task.cancelled():
             return
         error = task.exception()
+        if error is None:
+            log.info("feed ended")
+            ended = FeedStatus(int(time.time() * 1000), healthy=False, reason="feed ended")
+            self._tasks.append(asyncio.create_task(self.bus.publish(ended), name="feed-status"))
+            return
         self.feed_error = f"{type(error).__name__}: {error}"
         log.error("feed stopped", exc_info=error, extra={"reason": self.feed_error})
         status = FeedStatus(int(time.time() * 1000), healthy=False, reason="feed stopped")

@@ -68,6 +68,54 @@ class KafkaSettings:
     health_interval_s: float = 1.0
     unreachable_after_s: float = 3.0
     lagging_records: int = 50_000
+    feed_silent_after_s: float = 10.0  # no record (not even a feed heartbeat) for this long
+
+
+HEALTHY = "healthy"
+
+
+class BusHealthJudge:
+    """Decides the bus's health from what the reader sees each interval (no I/O).
+
+    Unreachable for ``unreachable_after_s``; lagging more than ``lagging_records``
+    for five intervals; or silent — the topic's end has not moved for
+    ``feed_silent_after_s`` (a live feed writes at least a heartbeat a second, so
+    a dead feed process shows here; 0 turns it off). Silence is not judged
+    across an outage: the clock restarts when the broker answers again.
+    Returns ``HEALTHY``, a reason, or None (no verdict yet).
+    """
+
+    def __init__(self, settings: KafkaSettings, now: float) -> None:
+        self.settings = settings
+        self.last_ok = now
+        self.lag_since: float | None = None
+        self.end = -1
+        self.end_moved_at = now
+        self.was_unreachable = False
+
+    def unreachable(self, now: float) -> str | None:
+        self.was_unreachable = True
+        if now - self.last_ok >= self.settings.unreachable_after_s:
+            return "bus unreachable"
+        return None
+
+    def reached(self, now: float, end: int, position: int) -> str | None:
+        self.last_ok = now
+        if end != self.end or self.was_unreachable:
+            self.end, self.end_moved_at, self.was_unreachable = end, now, False
+        lag = end - position
+        if lag <= self.settings.lagging_records:
+            self.lag_since = None
+        elif self.lag_since is None:
+            self.lag_since = now
+        elif now - self.lag_since >= 5 * self.settings.health_interval_s:
+            return "bus lagging"
+        silent_after = self.settings.feed_silent_after_s
+        if silent_after > 0 and now - self.end_moved_at >= silent_after:
+            return "feed silent"
+        if self.lag_since is not None:
+            return None  # lagging, not yet for long: keep the current verdict
+        return HEALTHY
 
 
 class KafkaPriceBus:
@@ -85,6 +133,7 @@ class KafkaPriceBus:
         self.rejected_changes = 0
         self.undecodable_records = 0
         self.healthy = True
+        self.health_reason: str | None = None
 
     # ---- set-up ------------------------------------------------------------
     @property
@@ -279,34 +328,26 @@ class KafkaPriceBus:
         return batch
 
     async def _watch(self, consumer: AIOKafkaConsumer) -> None:
-        """Broker reachable, and this reader near the topic's end: else tell the hub."""
-        last_ok = time.monotonic()
-        lag_since: float | None = None
+        """Broker reachable, this reader near the topic's end, a feed still writing:
+        else tell the hub."""
+        judge = BusHealthJudge(self.settings, time.monotonic())
         while True:
             await asyncio.sleep(self.settings.health_interval_s)
-            now = time.monotonic()
             try:
                 ends = await asyncio.wait_for(
                     consumer.end_offsets([self._tp]), self.settings.unreachable_after_s
                 )
             except (KafkaError, OSError, TimeoutError):
-                if now - last_ok >= self.settings.unreachable_after_s:
-                    self._set_health(False, "bus unreachable")
-                continue
-            last_ok = now
-            lag = int(ends[self._tp]) - self._position
-            if lag <= self.settings.lagging_records:
-                lag_since = None
-                self._set_health(True, None)
-            elif lag_since is None:
-                lag_since = now
-            elif now - lag_since >= 5 * self.settings.health_interval_s:
-                self._set_health(False, "bus lagging")
+                verdict = judge.unreachable(time.monotonic())
+            else:
+                verdict = judge.reached(time.monotonic(), int(ends[self._tp]), self._position)
+            if verdict is not None:
+                self._set_health(verdict is HEALTHY, None if verdict is HEALTHY else verdict)
 
     def _set_health(self, healthy: bool, reason: str | None) -> None:
-        if healthy == self.healthy:
+        if (healthy, reason) == (self.healthy, self.health_reason):
             return
-        self.healthy = healthy
+        self.healthy, self.health_reason = healthy, reason
         log.warning("bus health", extra={"healthy": healthy, "reason": reason})
         if self.on_health is not None:
             self.on_health(healthy, reason)

@@ -41,6 +41,12 @@ async def stop_producer(producer: AIOKafkaProducer, timeout_s: float) -> None:
     try:
         await asyncio.wait_for(producer.stop(), timeout_s)
     except Exception:
+        # End its sender as stop() would have: that fails the batches it still
+        # holds (their futures complete) and it stops reconnecting on its own.
+        sender_task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+        if sender_task is not None and not sender_task.done():
+            sender_task.cancel()
+            await asyncio.wait([sender_task], timeout=2.0)
         with contextlib.suppress(Exception):
             await producer.client.close()
 
@@ -86,12 +92,21 @@ class ReliableProducer:
         await self._until(lambda: len(self._unacked) < self._max_in_flight)
         entry = _Unacked(key, value)
         self._unacked.append(entry)
-        async with self._lock:
-            try:
-                if entry.future is None:  # else a recovery while we waited re-sent it
-                    entry.future = await self._send_now(entry)
-            except KafkaError as error:
-                await self._recover(error)
+        try:
+            async with self._lock:
+                try:
+                    if entry.future is None:  # else a recovery while we waited re-sent it
+                        entry.future = await self._send_now(entry)
+                except KafkaError as error:
+                    await self._recover(error)
+        except asyncio.CancelledError:
+            # Never handed to a producer: forget it, or the acker (which waits for the
+            # oldest entry's send) and so flush() would wait for ever.
+            if entry.future is None:
+                with contextlib.suppress(ValueError):
+                    self._unacked.remove(entry)
+                self._notify()
+            raise
         self._notify()
 
     async def flush(self) -> None:

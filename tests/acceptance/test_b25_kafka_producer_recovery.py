@@ -43,7 +43,13 @@ async def test_b25_publisher_recovers_after_a_15s_broker_restart_and_seqs_only_g
     kafka_broker: Any, price_topic: str
 ) -> None:
     server = SportsbookServer(
-        ServerConfig(tcp_port=0, http_port=0, kafka=kafka_broker.bootstrap, kafka_topic=price_topic)
+        ServerConfig(
+            tcp_port=0,
+            http_port=0,
+            kafka=kafka_broker.bootstrap,
+            kafka_topic=price_topic,
+            feed_silence_s=0.0,  # this test publishes without a feed process's heartbeats
+        )
     )
     await server.start(feed=None)
     bus = KafkaPriceBus(KafkaSettings(kafka_broker.bootstrap, price_topic))

@@ -13,6 +13,7 @@ from clients.client import SportsbookClient
 from rsocket_server.app import ServerConfig, SportsbookServer
 from rsocket_server.transport_guard import LIVE_SESSIONS
 from sportsbook_core.changes import FeedStatus
+from tests.testkit.data import betfair_market
 
 
 async def _health(server: SportsbookServer) -> tuple[int, dict[str, Any]]:
@@ -63,6 +64,31 @@ async def test_a_feed_status_without_a_reason_is_degraded_as_feed_unhealthy() ->
         await server.hub.wait_position(server.bus.position)
         status, body = await _health(server)
         assert (status, body) == (200, _expected(server, body["tasks"], "feed unhealthy"))
+    finally:
+        await server.stop()
+
+
+async def test_a_replay_that_ends_leaves_prices_stale_not_healthy() -> None:
+    """Fresh-user walkthrough: `serve --once` finished its replay and /health stayed ok
+    while bets were accepted at frozen prices. A feed that ends is 'feed ended': degraded."""
+    recording = betfair_market("flumine_1.197931750.jsonl")
+    config = ServerConfig(
+        tcp_port=0, http_port=0, replay_files=[recording], speed=None, loop_replay=False
+    )
+    server = SportsbookServer(config)
+    await server.start()
+    try:
+        async with asyncio.timeout(30):
+            while server.hub.feed_reason != "feed ended":
+                await asyncio.sleep(0.05)
+        status, body = await _health(server)
+        assert (status, body["status"], body["reason"], body["feedHealthy"], body["markets"]) == (
+            200,
+            "degraded",
+            "feed ended",
+            False,
+            1,
+        )
     finally:
         await server.stop()
 

@@ -60,10 +60,15 @@ async def _publish_all(bootstrap: str, topic: str, name: str) -> None:
     await publisher.close()
 
 
-async def _kafka_server(bootstrap: str, topic: str) -> SportsbookServer:
-    server = SportsbookServer(
-        ServerConfig(tcp_port=0, http_port=0, kafka=bootstrap, kafka_topic=topic)
+async def _kafka_server(
+    bootstrap: str, topic: str, feed_silence_s: float = 0.0
+) -> SportsbookServer:
+    """A server on ``topic``; silence detection off by default (these tests publish
+    without a feed process's heartbeats)."""
+    config = ServerConfig(
+        tcp_port=0, http_port=0, kafka=bootstrap, kafka_topic=topic, feed_silence_s=feed_silence_s
     )
+    server = SportsbookServer(config)
     await server.start(feed=None)
     return server
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from aiokafka.errors import OutOfOrderSequenceNumber
 
 from clients.client import SportsbookClient
+from streams.feed_process import FeedReplayConfig, run_feed_replay
 from streams.kafka_bus import KafkaPriceBus, KafkaSettings
+from streams.kafka_publisher import ReliableProducer
 from tests.integration.test_kafka_bus import (
     BASIC,
     GREYHOUNDS,
@@ -19,6 +22,7 @@ from tests.integration.test_kafka_bus import (
     _publish_all,
     _publisher,
 )
+from tests.testkit.data import betfair_market
 
 MARKET = "1.132153978"
 
@@ -91,7 +95,8 @@ async def test_killing_the_broker_mid_replay_tells_subscribers_then_they_catch_u
             await asyncio.to_thread(kafka_broker.kill)
             await collector.until(lambda: (False, "bus unreachable") in collector.statuses(), 30)
             await asyncio.to_thread(kafka_broker.start)
-            await feeding
+            async with asyncio.timeout(120):  # a hang is a failure here, not a suite timeout
+                await feeding
             await collector.until(lambda: collector.seqs.get(MARKET, 0) == 361, 60)
             await collector.until(lambda: collector.statuses()[-1] == (True, None), 30)
             reading.cancel()
@@ -175,3 +180,70 @@ async def test_a_reader_far_behind_the_topic_end_reports_the_bus_lagging_until_i
     finally:
         await records.aclose()
         await reader.close()
+
+
+async def test_a_dead_feed_process_is_reported_as_feed_silent_while_a_quiet_one_is_not(
+    kafka_broker: Any, price_topic: str
+) -> None:
+    """Issue 3 item 6 and the fresh-user walkthrough: a feed that is alive but quiet
+    sends heartbeats and stays healthy; one that dies leaves the topic's end still, and
+    after ``feed_silence_s`` subscribers get (False, 'feed silent') and /health says so."""
+    server = await _kafka_server(kafka_broker.bootstrap, price_topic, feed_silence_s=3.0)
+    config = FeedReplayConfig(
+        [betfair_market(GREYHOUNDS)], kafka_broker.bootstrap, price_topic, speed=1.0
+    )
+    feeding = asyncio.create_task(run_feed_replay(replace(config, progress=False)))
+    collector = _Collector()
+    try:
+        async with asyncio.timeout(30):
+            await server.hub.wait_position(1)
+        async with SportsbookClient.connect(f"tcp://127.0.0.1:{server.tcp_port}") as client:
+            stream = client.odds_stream(market_ids=["1.197931750"], window=4096)
+
+            async def read() -> None:
+                while True:
+                    collector.add(await stream.next_frame())
+
+            reading = asyncio.create_task(read())
+            await asyncio.sleep(8.0)  # real time: gaps of seconds, bridged by heartbeats
+            assert collector.statuses() == []
+            assert server.health_reason() is None
+            feeding.cancel()  # the feed process dies
+            await asyncio.gather(feeding, return_exceptions=True)
+            await collector.until(lambda: collector.statuses() == [(False, "feed silent")], 15)
+            assert server.health_reason() == "feed silent"
+            reading.cancel()
+    finally:
+        feeding.cancel()
+        await asyncio.gather(feeding, return_exceptions=True)
+        await server.stop()
+
+
+async def test_a_send_cancelled_before_it_reached_the_producer_does_not_block_flush(
+    kafka_broker: Any, price_topic: str
+) -> None:
+    """A feed task cancelled inside ReliableProducer.send() (a concurrent replay whose
+    other file failed) left an entry that was never sent at the head of the queue: the
+    acker waited for its send for ever, and so did flush(). It is forgotten instead."""
+    producer = ReliableProducer(
+        kafka_broker.bootstrap,
+        price_topic,
+        client_id="test-cancel",
+        max_in_flight=100,
+        request_timeout_ms=10_000,
+    )
+    await producer.start()
+    try:
+        async with producer._lock:  # as during a recovery: the send waits for the lock
+            sending = asyncio.create_task(producer.send(b"k", b"never sent"))
+            await asyncio.sleep(0.1)
+            assert producer.unacknowledged == 1
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+        assert producer.unacknowledged == 0
+        await producer.send(b"k", b"sent")
+        async with asyncio.timeout(30):
+            await producer.flush()
+        assert (producer.unacknowledged, producer.acknowledged) == (0, 1)
+    finally:
+        await producer.close()
