@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,14 @@ import orjson
 
 from clients.client import SportsbookClient
 from ledger_store import open_store
-from ledger_store.store import AccountExists, UnknownAccount
+from ledger_store.store import AccountExists, ReferenceConflict, UnknownAccount
 from rsocket_server.auth import new_token, token_hash
+from schemas.bets import MAX_STAKE_MINOR
 
 DEFAULT_LEDGER = Path(".data/ledger.sqlite3")
 POLICIES = ("NONE", "HIGHER", "ANY")
+# A balance stays far inside a signed 64-bit column (and the ledger's own sums).
+MAX_BALANCE_MINOR = 2**62
 
 
 class BetCliError(Exception):
@@ -34,9 +39,10 @@ class BetCliError(Exception):
 
 
 def _minor_units(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or int(text) < 1:
+    """1..MAX_STAKE_MINOR whole minor units: a stake's bounds, and a deposit's."""
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_STAKE_MINOR:
         raise argparse.ArgumentTypeError(
-            f"expected whole minor units ≥ 1 (1000 = £10.00), got {text!r}"
+            f"expected whole minor units from 1 to {MAX_STAKE_MINOR} (1000 = £10.00), got {text!r}"
         )
     return int(text)
 
@@ -87,8 +93,10 @@ def add_commands(
 async def run_bet(args: argparse.Namespace) -> dict[str, Any]:
     async with SportsbookClient.connect(args.url, args.token) as client:
         leg: dict[str, Any] = {"marketId": args.market_id, "selectionId": args.selection_id}
+        market: Mapping[str, Any] | None = None
         if args.price is None:
-            leg.update(await _live_leg(client, args.market_id, args.selection_id))
+            market = await client.market(args.market_id)
+            leg.update(_live_leg(market, args.selection_id))
         else:
             leg["price"] = args.price
         body = {
@@ -99,17 +107,35 @@ async def run_bet(args: argparse.Namespace) -> dict[str, Any]:
             "eachWay": args.each_way,
             "acceptPriceChange": args.accept,
         }
+        if sys.stderr.isatty():  # a person waiting: say why the answer may take seconds
+            print(placing_line(args.stake, leg, market), file=sys.stderr, flush=True)
         return dict(await client.request("bets.place", body))
 
 
-async def _live_leg(client: SportsbookClient, market_id: str, selection_id: str) -> dict[str, Any]:
-    market = await client.market(market_id)
+def _live_leg(market: Mapping[str, Any], selection_id: str) -> dict[str, Any]:
     for selection in market["selections"]:
         if selection["selectionId"] == selection_id:
             if selection.get("price") is None:
                 raise BetCliError(f"selection {selection_id} has no price now")
             return {"price": selection["price"], "seq": market["seq"]}
-    raise BetCliError(f"market {market_id} has no selection {selection_id}")
+    raise BetCliError(f"market {market['marketId']} has no selection {selection_id}")
+
+
+def placing_line(stake: int, leg: Mapping[str, Any], market: Mapping[str, Any] | None) -> str:
+    """What the CLI is doing while it waits for the receipt (market None: not read)."""
+    head = f"placing {pounds(stake)} on {leg['marketId']} / {leg['selectionId']} @ {leg['price']}"
+    if market is not None and not _live(market):
+        return f"{head} …"
+    return f"{head} … (in-play bets are held for the market's bet delay, ≥5 s, then re-checked)"
+
+
+def _live(market: Mapping[str, Any]) -> bool:
+    """In-play, or past its start time: the server holds such a bet (acceptance.py)."""
+    try:
+        start = datetime.fromisoformat(str(market.get("startTime")))
+    except ValueError:
+        return True  # no start time known: the hold may apply
+    return bool(market.get("inPlay")) or datetime.now(UTC) >= start
 
 
 async def run_bets(args: argparse.Namespace) -> dict[str, Any]:
@@ -128,7 +154,7 @@ async def run_account_create(args: argparse.Namespace) -> dict[str, Any]:
     try:
         account = await store.create_account(args.account_id, args.currency, token_hash(token), {})
     except AccountExists:
-        raise BetCliError(f"account {args.account_id!r} already exists", 1) from None
+        raise BetCliError(f"account {args.account_id!r} already exists") from None
     finally:
         await store.close()
     return {"accountId": account.account_id, "currency": account.currency, "token": token}
@@ -138,12 +164,27 @@ async def run_account_deposit(args: argparse.Namespace) -> dict[str, Any]:
     store = await _ledger(args)
     try:
         reference = args.reference or f"cli-{uuid.uuid4().hex}"
+        await _check_room(store, args.account_id, args.amount)
         balance = await store.deposit(args.account_id, args.amount, reference)
     except UnknownAccount:
-        raise BetCliError(f"no account {args.account_id!r}", 1) from None
+        raise BetCliError(f"no account {args.account_id!r}") from None
+    except ReferenceConflict as error:
+        raise BetCliError(str(error)) from None
     finally:
         await store.close()
     return {"accountId": args.account_id, "balance": balance, "reference": reference}
+
+
+async def _check_room(store: Any, account_id: str, amount: int) -> None:
+    """Refuse a deposit that would take the balance beyond MAX_BALANCE_MINOR."""
+    account = await store.account(account_id)
+    if account is None:
+        raise UnknownAccount(account_id)
+    if account.balance + amount > MAX_BALANCE_MINOR:
+        raise BetCliError(
+            f"deposit refused: account {account_id!r} would hold {account.balance + amount}, "
+            f"more than the maximum balance {MAX_BALANCE_MINOR}"
+        )
 
 
 async def _ledger(args: argparse.Namespace) -> Any:
@@ -156,13 +197,28 @@ async def _ledger(args: argparse.Namespace) -> Any:
 def describe_receipt(receipt: dict[str, Any]) -> str:
     """One line for people; ``--json`` callers get the receipt itself."""
     if receipt["status"] == "REJECTED":
-        return f"REJECTED {receipt['code']}: {receipt['message']}"
+        head = f"REJECTED {receipt['code']}: {receipt['message']}"
+        return "\n".join([head, *_detail_lines(receipt.get("details") or {})])
     leg = receipt["legs"][0]
     return (
         f"{receipt['status']} {receipt['betId']}: {pounds(receipt['totalStake'])} on "
         f"{leg['selectionId']} @ {leg['price']}, potential return "
         f"{pounds(receipt['potentialReturn'])}, balance {pounds(receipt['balanceAfter'])}"
     )
+
+
+def _detail_lines(details: Mapping[str, Any]) -> list[str]:
+    """A rejection's ``details`` (what would pass now), indented under its line."""
+    lines = [
+        f"  now {p.get('marketId')} / {p.get('selectionId')} @ {p.get('price')} "
+        f"(you asked {p.get('requested')})"
+        for p in details.get("prices") or ()
+        if isinstance(p, Mapping)
+    ]
+    rest = [f"{key}={value}" for key, value in details.items() if key != "prices"]
+    if rest:
+        lines.append(f"  details: {', '.join(rest)}")
+    return lines
 
 
 def pounds(minor: int | None) -> str:

@@ -6,14 +6,15 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import io
 import math
 import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -37,15 +38,17 @@ from clients.client import (
     SportsbookError,
     check_url,
 )
-from clients.odds_table import render_market
+from clients.odds_table import render_market, render_status
 from clients.shared_data import demo_recordings
 from rsocket_server import logs
 from rsocket_server.app import DEMO_ACCOUNTS, FeedRunner, ServerConfig, SportsbookServer
 from rsocket_server.workers import WorkerFailed, exit_with_supervisor, supervise
 from sportsbook_core.odds_formats import OddsFormat
 from streams.feed_process import (
+    BrokenRecording,
     FeedReplayConfig,
     NotARecording,
+    check_recordings,
     plural,
     run_feed_replay,
 )
@@ -112,6 +115,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a number greater than 0, not {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text!r}")
     return value
 
 
@@ -252,12 +265,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="N ≥ 1 server processes sharing the ports (SO_REUSEPORT); needs --kafka",
     )
+    serve.add_argument(
+        "--feed-silence",
+        type=_non_negative_float,
+        default=10.0,
+        help="with --kafka: seconds without a record (a live feed sends a heartbeat a second) "
+        "before prices are reported stale as 'feed silent'; 0 turns it off",
+    )
     serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
 
     feed = commands.add_parser("feed", help="publish a feed to the Kafka price bus")
     feed_commands = feed.add_subparsers(dest="feed_command", required=True)
     feed_replay = feed_commands.add_parser("replay", help="replay recordings into Kafka")
-    feed_replay.add_argument("files", nargs="+", type=_recording, metavar="FILE")
+    sources = feed_replay.add_mutually_exclusive_group(required=True)
+    # default=[]: an absent FILE list then counts as "not given" in the exclusive group.
+    sources.add_argument("files", nargs="*", default=[], type=_recording, metavar="FILE")
+    sources.add_argument(
+        "--demo",
+        action="store_true",
+        help="the recordings `make run` (serve) replays by default",
+    )
     _kafka_options(feed_replay, required=True)
     feed_replay.add_argument(
         "--speed",
@@ -384,14 +411,10 @@ def _install_uvloop() -> None:
 async def _serve(args: argparse.Namespace) -> int:
     _check_scale_out(args)
     if args.workers > 1:
-        ports = (args.tcp_port, args.http_port)
-        return await supervise(args.workers, _worker_args(args.argv), args.host, ports)
+        return await _supervise(args)
     if args.kafka:
         return await _serve_kafka(args)
-    try:
-        files = [] if args.simulate else (list(args.replay) if args.replay else demo_recordings())
-    except FileNotFoundError as error:
-        raise CliError(str(error), 1) from None
+    files = _serve_files(args)
     config = ServerConfig(
         host=args.host,
         tcp_port=args.tcp_port,
@@ -419,17 +442,68 @@ async def _serve(args: argparse.Namespace) -> int:
     return await _serve_until_stopped(server, args)
 
 
+def _serve_files(args: argparse.Namespace) -> list[Path]:
+    """The recordings to serve; files given are checked up front, as `feed replay`
+    does, so that a wrong file is an error now rather than a server with a dead feed."""
+    if args.simulate:
+        return []
+    if not args.replay:
+        return _demo_files()
+    try:
+        check_recordings(args.replay)
+    except NotARecording as error:
+        raise CliError(str(error), 2) from None
+    return list(args.replay)
+
+
 def _check_scale_out(args: argparse.Namespace) -> None:
     if args.kafka and (args.replay is not None or args.simulate):
         raise CliError(
             "serve --kafka reads prices from the bus; publish them with "
-            "`sportsbook feed replay FILE… --kafka HOST:PORT`",
+            "`sportsbook feed replay --demo|FILE… --kafka HOST:PORT`",
             2,
         )
     if args.workers > 1 and not args.kafka:
         raise CliError("--workers needs --kafka: every worker must read the same price bus", 2)
     if args.workers > 1 and 0 in (args.tcp_port, args.http_port):
         raise CliError("--workers needs fixed ports (the workers share them)", 2)
+
+
+async def _supervise(args: argparse.Namespace) -> int:
+    """``serve --workers N``: the banner a single server prints, once all N are ready."""
+
+    def banner() -> None:
+        _out(
+            f"sportsbook: {args.workers} workers, prices from Kafka {args.kafka} topic {args.topic}"
+        )
+        _print_addresses(args.host, args.tcp_port, args.http_port, betting=True)
+
+    ports = (args.tcp_port, args.http_port)
+    watch = _ReadyWatch(sys.stdout, args.workers, banner)
+    with contextlib.redirect_stdout(watch):  # supervise() relays worker lines via sys.stdout
+        return await supervise(args.workers, _worker_args(args.argv), args.host, ports)
+
+
+class _ReadyWatch(io.TextIOBase):
+    """Stdout while supervising: worker lines pass through; after every worker's first
+    ``worker N ready`` line, ``banner`` runs once (supervise() has no readiness hook)."""
+
+    def __init__(self, out: TextIO, workers: int, banner: Callable[[], None]) -> None:
+        self._out = out
+        self._waiting = {f"sportsbook: worker {i} ready" for i in range(workers)}
+        self._banner: Callable[[], None] | None = banner
+
+    def write(self, text: str) -> int:
+        written = self._out.write(text)
+        self._waiting = {ready for ready in self._waiting if not text.startswith(ready)}
+        if not self._waiting and self._banner is not None:
+            banner, self._banner = self._banner, None
+            with contextlib.suppress(_StdoutClosed):  # our reader left: workers go on
+                banner()
+        return written
+
+    def flush(self) -> None:
+        self._out.flush()
 
 
 def _worker_args(argv: Sequence[str]) -> list[str]:
@@ -457,6 +531,7 @@ async def _serve_kafka(args: argparse.Namespace) -> int:
         web_root=args.web_root,
         kafka=args.kafka,
         kafka_topic=args.topic,
+        feed_silence_s=args.feed_silence,
         reuse_port=args.worker_index is not None,
         database=args.database,
         ledger_path=args.ledger,
@@ -477,7 +552,9 @@ async def _serve_until_stopped(
     server: SportsbookServer, args: argparse.Namespace, banner: bool = True
 ) -> int:
     if banner:
-        _print_addresses(server, args.host)
+        _print_addresses(
+            args.host, server.tcp_port, server.http_port, betting=server.betting is not None
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -487,17 +564,17 @@ async def _serve_until_stopped(
     return 0
 
 
-def _print_addresses(server: SportsbookServer, host: str) -> None:
-    tcp_url = f"tcp://{host}:{server.tcp_port}"
+def _print_addresses(host: str, tcp_port: int, http_port: int, *, betting: bool) -> None:
+    tcp_url = f"tcp://{host}:{tcp_port}"
     url = "" if tcp_url == DEFAULT_URL else f" --url {tcp_url}"
-    _out(f"  browser:   http://{host}:{server.http_port}/")
-    _out(f"  WebSocket: ws://{host}:{server.http_port}/rsocket")
+    _out(f"  browser:   http://{host}:{http_port}/")
+    _out(f"  WebSocket: ws://{host}:{http_port}/rsocket")
     _out(f"  TCP:       {tcp_url}")
     _out(
         f"  try:       .venv/bin/sportsbook events{url}   then   "
         f".venv/bin/sportsbook odds --market <marketId>{url}"
     )
-    if server.betting is not None:
+    if betting:
         tokens = "  ".join(f"{a}: {t}" for a, t in DEMO_ACCOUNTS)
         _out(f"  accounts:  {tokens}")
         _out(
@@ -506,9 +583,17 @@ def _print_addresses(server: SportsbookServer, host: str) -> None:
         )
 
 
+def _demo_files() -> list[Path]:
+    """The default demo set; missing recordings are exit 1 (README's exit codes)."""
+    try:
+        return demo_recordings()
+    except FileNotFoundError as error:
+        raise CliError(str(error), 1) from None
+
+
 async def _feed(args: argparse.Namespace) -> int:
     config = FeedReplayConfig(
-        files=list(args.files),
+        files=_demo_files() if args.demo else list(args.files),
         kafka=args.kafka,
         topic=args.topic,
         speed=args.speed,
@@ -518,8 +603,8 @@ async def _feed(args: argparse.Namespace) -> int:
     )
     try:
         result = await run_feed_replay(config)
-    except NotARecording as error:
-        # Checked before connecting: nothing was published.
+    except (NotARecording, BrokenRecording) as error:
+        # NotARecording is checked before connecting: nothing was published.
         print(f"feed: {error}", file=sys.stderr)
         return 2
     _out(
@@ -620,6 +705,8 @@ async def _odds(args: argparse.Namespace) -> int:
 
 def _show(view: BookView, frame: dict[str, Any], market_id: str, tty: bool) -> None:
     changed = view.apply(frame)
+    if not tty and frame.get("kind") == "status":
+        _out(render_status(frame))
     market = view.markets.get(market_id)
     if market is None:
         if frame.get("kind") == "heartbeat":

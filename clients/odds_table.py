@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from clients.book_view import MarketView
 
 _UP, _DOWN, _RESET = "\x1b[31m▲", "\x1b[32m▼", "\x1b[0m"
@@ -30,3 +32,10 @@ def render_market(view: MarketView, feed_healthy: bool, *, color: bool) -> str:
         name = str(sel.get("name", sid))[:34]
         lines.append(f"  {name:<34} {price:>9} {display:>9}  {sel.get('status', '')} {mark}")
     return "\n".join(lines) + "\n"
+
+
+def render_status(frame: dict[str, Any]) -> str:
+    """A feed health ``status`` frame as one line (piped output has no header to show it)."""
+    healthy = "true" if frame.get("feedHealthy") else "false"
+    reason = frame.get("reason")
+    return f"status feedHealthy={healthy}" + ("" if reason is None else f" reason={reason}")

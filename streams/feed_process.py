@@ -21,12 +21,14 @@ from typing import IO
 
 import orjson
 
-from sportsbook_core.changes import MarketChange
+from sportsbook_core.changes import FeedStatus, MarketChange
 from streams.bus import BusItem
 from streams.kafka_bus import KafkaPriceBus, KafkaSettings
-from streams.replay import replay
+from streams.replay import RecordingError, replay
 
 log = logging.getLogger("sportsbook.feed")
+
+HEARTBEAT_S = 1.0  # a quiet feed repeats its status this often (servers judge silence)
 
 # A TTY line is redrawn this often; a pipe or log file gets a whole line this often.
 TTY_PROGRESS_S = 1.0
@@ -66,6 +68,14 @@ class NotARecording(ValueError):
         super().__init__(f"{path} is not a Betfair stream recording: {reason}")
         self.path = path
         self.reason = reason
+
+
+class BrokenRecording(ValueError):
+    """A recording went bad part-way through the replay (after ``published`` updates)."""
+
+    def __init__(self, error: RecordingError, published: int) -> None:
+        super().__init__(f"{error} (after publishing {plural(published, 'update')})")
+        self.published = published
 
 
 def plural(count: int, noun: str) -> str:
@@ -173,19 +183,43 @@ class _Counter:
         self.bus = bus
         self.first = bus.position
         self.markets: set[str] = set()
+        self.heartbeats = 0
+        self.last_status = FeedStatus(0, healthy=True)
+        self.last_sent = time.monotonic()
         self._mark = (time.monotonic(), bus.position)
+
+    @property
+    def published(self) -> int:
+        """Updates published (heartbeats are not updates)."""
+        return self.bus.position - self.first - self.heartbeats
 
     async def publish(self, item: BusItem) -> None:
         await self.bus.publish(item)
+        self.last_sent = time.monotonic()
         if isinstance(item, MarketChange):
             self.markets.add(item.market_id)
+        elif isinstance(item, FeedStatus):
+            self.last_status = item
+
+    async def heartbeat(self) -> None:
+        """Repeat the feed's last status when it has been quiet for a second, so
+        servers can tell a quiet feed from a dead one (``serve --feed-silence``)."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S - (time.monotonic() - self.last_sent))
+            if time.monotonic() - self.last_sent >= HEARTBEAT_S:
+                last = self.last_status
+                await self.bus.publish(
+                    FeedStatus(int(time.time() * 1000), last.healthy, last.reason)
+                )
+                self.last_sent = time.monotonic()
+                self.heartbeats += 1
 
     def status(self) -> str:
         now, position = time.monotonic(), self.bus.position
         rate = (position - self._mark[1]) / max(now - self._mark[0], 1e-9)
         self._mark = (now, position)
         return (
-            f"feed: published {plural(position - self.first, 'update')} "
+            f"feed: published {plural(self.published, 'update')} "
             f"({plural(len(self.markets), 'market')}, {rate:,.0f}/s)"
         )
 
@@ -209,11 +243,18 @@ async def run_feed_replay(
         adopted = await _rebuild(bus, progress)
         await bus.start_publisher()
         counter = _Counter(bus)
-        await _replay(config, counter, progress)
+        try:
+            await _replay(config, counter, progress)
+        except (RecordingError, ExceptionGroup) as error:
+            broken = _recording_error(error)
+            if broken is None:
+                raise
+            # No flush: a sibling replay cancelled mid-publish can leave it waiting forever.
+            raise BrokenRecording(broken, counter.published) from error
         await bus.flush()
         return FeedReplayResult(
             adopted,
-            bus.position - counter.first,
+            counter.published,
             bus.rejected_changes,
             bus.producer_restarts,
             round(time.monotonic() - started, 3),
@@ -221,6 +262,18 @@ async def run_feed_replay(
     finally:
         progress.end()
         await bus.close()
+
+
+def _recording_error(error: Exception) -> RecordingError | None:
+    """The RecordingError, also from inside the TaskGroup of a concurrent looped replay."""
+    if isinstance(error, RecordingError):
+        return error
+    if isinstance(error, ExceptionGroup):
+        for inner in error.exceptions:
+            found = _recording_error(inner) if isinstance(inner, Exception) else None
+            if found is not None:
+                return found
+    return None
 
 
 async def _rebuild(bus: KafkaPriceBus, progress: FeedProgress) -> int:
@@ -236,6 +289,7 @@ async def _rebuild(bus: KafkaPriceBus, progress: FeedProgress) -> int:
 
 async def _replay(config: FeedReplayConfig, counter: _Counter, progress: FeedProgress) -> None:
     reporter = asyncio.create_task(_report(progress, counter)) if progress.enabled else None
+    heartbeat = asyncio.create_task(counter.heartbeat())
     try:
         await replay(
             list(config.files),
@@ -245,7 +299,8 @@ async def _replay(config: FeedReplayConfig, counter: _Counter, progress: FeedPro
             concurrent=config.concurrent,
         )
     finally:
-        if reporter is not None:
-            reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reporter
+        for task in (heartbeat, reporter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

@@ -42,7 +42,7 @@ from streams.betfair_esa import (
     load_catalogue,
 )
 
-__all__ = ["Sink", "iter_changes", "replay"]
+__all__ = ["RecordingError", "Sink", "iter_changes", "replay"]
 
 Sink = Callable[[FeedItem], Awaitable[None]]
 
@@ -53,6 +53,25 @@ _TTY_REFRESH_S = 0.1
 
 
 # ------------------------------------------------------------------- timeline
+
+
+class RecordingError(ValueError):
+    """A recording that stops making sense part-way (bad line, unparsable message):
+    ``<file>:<line>: <reason>``, so a feed can say where instead of a traceback."""
+
+
+# What reading or parsing a recording raises on bad data (BetfairProtocolError is a
+# ValueError; KeyError: a message without a required field; OSError/EOFError: bad .bz2).
+_BAD_DATA = (ValueError, TypeError, KeyError, OSError, EOFError)
+
+
+def _bad_data(recording: Recording, line: int, error: BaseException) -> RecordingError:
+    if isinstance(error, RecordingError):
+        return error
+    reason = f"missing field {error}" if isinstance(error, KeyError) else str(error)
+    if reason.startswith(f"{recording.path}:"):  # the reader already said where
+        return RecordingError(reason)
+    return RecordingError(f"{recording.path}:{line}: {reason}")
 
 
 @dataclass(slots=True)
@@ -71,13 +90,23 @@ class _Source:
     _raw_pt: int | None = None
 
     def next_entry(self) -> tuple[int, int, Message] | None:
-        message = next(self.messages, None)
+        try:
+            message = next(self.messages, None)
+        except _BAD_DATA as error:
+            raise _bad_data(self.recording, self.recording.lines_read + 1, error) from error
         if message is None:
             return None
         pt = message.get("pt")
         if isinstance(pt, int):
             self.last_pt = self._timeline_pt(pt)
         return self.last_pt, self.index, message  # status messages keep the file's time
+
+    def changes(self, message: Message) -> list[FeedItem]:
+        """The adapter's changes for ``message`` (the last line read); bad data names it."""
+        try:
+            return self.adapter.feed(message)
+        except _BAD_DATA as error:
+            raise _bad_data(self.recording, self.recording.lines_read, error) from error
 
     def _timeline_pt(self, pt: int) -> int:
         if not self.concurrent:
@@ -151,7 +180,7 @@ def iter_changes(
     timeline = _Timeline(_paths(paths), margin)
     try:
         for _, source, message in timeline:
-            yield from source.adapter.feed(message)
+            yield from source.changes(message)
     finally:
         timeline.close()
 
@@ -294,7 +323,7 @@ class _Replayer:
         try:
             for pt, source, message in timeline:
                 await self.pacer.wait(pt)
-                for item in source.adapter.feed(message):
+                for item in source.changes(message):
                     await self.sink(relister.mark(item))
                     delivered += 1
                 self.progress.update(timeline.lines_read)

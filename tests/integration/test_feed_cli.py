@@ -8,13 +8,23 @@ import io
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from clients.cli import build_parser, main
-from streams.feed_process import FeedProgress, FeedReplayConfig, plural, run_feed_replay
+from clients.shared_data import demo_recordings
+from streams.feed_process import (
+    FeedProgress,
+    FeedReplayConfig,
+    NotARecording,
+    plural,
+    run_feed_replay,
+)
 from streams.kafka_bus import KafkaPriceBus, KafkaSettings
+from streams.replay import iter_changes
 from tests.testkit.data import betfair_market
 from tests.testkit.live_server import REPO
 
@@ -151,3 +161,113 @@ async def test_a_looping_feed_shows_progress_while_it_runs(
         re.fullmatch(r"feed: published [0-9,]+ updates? \([0-2] markets?, [0-9,]+/s\)", line)
         for line in lines
     ), lines
+
+
+# ---- --demo, and recordings that go bad part-way ----------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "one of the arguments FILE --demo is required"),
+        (["--demo", "README.md"], "argument FILE: not allowed with argument --demo"),
+    ],
+)
+def test_demo_or_files_but_not_both_nor_neither(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["feed", "replay", *argv, "--kafka", "h:1"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"sportsbook feed replay: error: {message}"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_demo_replays_what_serve_replays_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    configs: list[FeedReplayConfig] = []
+
+    async def fake_run(config: FeedReplayConfig) -> Any:
+        configs.append(config)
+        raise NotARecording(config.files[0], "stop here")
+
+    monkeypatch.setattr("clients.cli.run_feed_replay", fake_run)
+    assert main(["feed", "replay", "--demo", "--kafka", "h:1", "--concurrent"]) == 2
+    assert list(configs[0].files) == demo_recordings()
+
+
+def _broken_copy(tmp_path: Path, broken: str) -> tuple[Path, int]:
+    """The greyhound recording, its line 6 replaced; and the updates its lines 1–5 make."""
+    lines = betfair_market(GREYHOUNDS).read_text().splitlines(keepends=True)
+    good = tmp_path / "good.jsonl"
+    good.write_text("".join(lines[:5]))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join([*lines[:5], broken, *lines[6:]]))
+    return bad, sum(1 for _ in iter_changes(good))
+
+
+def _without_start_time(tmp_path: Path) -> Path:
+    first = orjson.loads(betfair_market(GREYHOUNDS).read_bytes().splitlines()[0])
+    for change in first["mc"]:
+        change["marketDefinition"].pop("marketTime", None)
+        change["marketDefinition"].pop("openDate", None)
+    path = tmp_path / "no-start.jsonl"
+    path.write_bytes(orjson.dumps(first) + b"\n")
+    return path
+
+
+async def _feed_exit(files: list[Path], bootstrap: str, topic: str) -> tuple[int, str, str]:
+    feed = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "clients.cli", "feed", "replay", *map(str, files), "--quiet"],
+        *["--kafka", bootstrap, "--topic", topic],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(feed.communicate(), 120)
+    assert feed.returncode is not None
+    return feed.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_a_garbage_line_part_way_is_one_line_naming_it_and_exit_2(
+    kafka_broker: Any, price_topic: str, tmp_path: Path
+) -> None:
+    bad, published = _broken_copy(tmp_path, "garbage\n")
+    assert published > 0
+    result = await _feed_exit([bad], kafka_broker.bootstrap, price_topic)
+    assert result == (
+        2,
+        "",
+        f"feed: {bad}:6: not a JSON message (after publishing {published} updates)\n",
+    )
+
+
+async def test_a_first_market_without_a_start_time_is_one_line_and_exit_2(
+    kafka_broker: Any, price_topic: str, tmp_path: Path
+) -> None:
+    path = _without_start_time(tmp_path)
+    result = await _feed_exit([path], kafka_broker.bootstrap, price_topic)
+    assert result == (
+        2,
+        "",
+        f"feed: {path}:1: expected a date-time string, got None (after publishing 0 updates)\n",
+    )
+
+
+async def test_a_bad_line_in_a_concurrent_looped_replay_is_the_same_one_line(
+    kafka_broker: Any, price_topic: str, tmp_path: Path
+) -> None:
+    """--concurrent --loop runs one task per file: the error comes out of their group."""
+    bad, _ = _broken_copy(tmp_path, "[1, 2]\n")
+    feed = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "clients.cli", "feed", "replay", str(bad)],
+        *[str(betfair_market(BASIC)), "--quiet", "--concurrent", "--loop"],
+        *["--kafka", kafka_broker.bootstrap, "--topic", price_topic],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(feed.communicate(), 120)
+    assert feed.returncode == 2
+    assert re.fullmatch(
+        rf"feed: {re.escape(str(bad))}:6: a message must be an object "
+        r"\(after publishing [0-9,]+ updates\)\n",
+        stderr.decode(),
+    )

@@ -75,10 +75,13 @@ async def _supervisor(
 
 
 async def _next_ready(process: asyncio.subprocess.Process) -> tuple[int, int]:
-    """(worker index, pid) from the next ``sportsbook: worker N ready (pid P)`` line."""
+    """(worker index, pid) from the next ``sportsbook: worker N ready (pid P)`` line
+    (skipping the supervisor's banner, printed once all workers are ready)."""
     assert process.stdout is not None
-    line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-    assert line, "stdout closed: the process exited"
+    line = "  "
+    while line.startswith("  ") or line.startswith("sportsbook: 2 workers"):
+        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        assert line, "stdout closed: the process exited"
     head, _, pid = line.rstrip(")\n").partition(" ready (pid ")
     assert head.startswith("sportsbook: worker "), line
     return int(head.removeprefix("sportsbook: worker ")), int(pid)
@@ -268,7 +271,7 @@ async def test_workers_that_cannot_reach_kafka_stop_the_supervisor_instead_of_lo
         (
             ["serve", "--kafka", "127.0.0.1:1", "--simulate", "1:10"],
             "error: serve --kafka reads prices from the bus; publish them with "
-            "`sportsbook feed replay FILE… --kafka HOST:PORT`\n",
+            "`sportsbook feed replay --demo|FILE… --kafka HOST:PORT`\n",
         ),
     ],
 )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from clients.cli import build_parser, main
+from clients.book_view import BookView
+from clients.cli import _ReadyWatch, _show, build_parser, main
 
 URL_HINT = "use tcp://HOST:PORT or ws://HOST:PORT/rsocket"
 
@@ -212,3 +216,82 @@ def test_late_frames_after_cancel_are_not_logged_unless_debugging(
         assert [r.getMessage() for r in caplog.records] == [
             "client: Dropping frame from unknown stream 27"
         ]
+
+
+def test_serve_replay_of_a_non_recording_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Checked up front as `feed replay` does: not a server left running on a dead feed."""
+    readme = Path(__file__).resolve().parents[3] / "README.md"
+    argv = ["serve", "--replay", str(readme), "--no-uvloop", "--tcp-port", "0", "--http-port", "0"]
+    assert main(argv) == 2
+    assert capsys.readouterr() == (
+        "",
+        f"error: {readme} is not a Betfair stream recording: its first line is not JSON "
+        "(unexpected character, expected a JSON value: line 1 column 1 (char 0))\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("frame", "line"),
+    [
+        (
+            {"kind": "status", "feedHealthy": False, "reason": "bus unreachable", "clk": "7"},
+            "status feedHealthy=false reason=bus unreachable\n",
+        ),
+        (
+            {"kind": "status", "feedHealthy": True, "reason": None, "clk": "8"},
+            "status feedHealthy=true\n",
+        ),
+    ],
+)
+def test_piped_odds_show_feed_health_status_frames(
+    frame: dict[str, Any], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    view = BookView()
+    _show(view, frame, "1.1", tty=False)
+    assert capsys.readouterr().out == line
+    _show(view, frame, "1.1", tty=True)  # a terminal shows it in the table's header
+    assert capsys.readouterr().out == ""
+
+
+def test_workers_banner_follows_once_every_worker_is_ready() -> None:
+    out = io.StringIO()
+    banners: list[str] = []
+    watch = _ReadyWatch(out, 2, lambda: banners.append(out.getvalue()))
+    for line in (
+        "sportsbook: worker 1 ready (pid 11)\n",
+        "something else\n",
+        "sportsbook: worker 0 ready (pid 10)\n",
+        "sportsbook: worker 0 ready (pid 12)\n",  # a restart: no second banner
+    ):
+        watch.write(line)
+    assert banners == [
+        "sportsbook: worker 1 ready (pid 11)\nsomething else\nsportsbook: worker 0 ready (pid 10)\n"
+    ]
+
+
+def test_workers_banner_is_a_single_servers_banner(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def fake_supervise(count: int, *_: object) -> int:
+        for index in range(count):
+            sys.stdout.write(f"sportsbook: worker {index} ready (pid {100 + index})\n")
+        return 0
+
+    monkeypatch.setattr("clients.cli.supervise", fake_supervise)
+    argv = ["serve", "--workers", "2", "--kafka", "127.0.0.1:19092", "--no-uvloop"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "sportsbook: worker 0 ready (pid 100)",
+        "sportsbook: worker 1 ready (pid 101)",
+        "sportsbook: 2 workers, prices from Kafka 127.0.0.1:19092 topic sportsbook.prices",
+        "  browser:   http://127.0.0.1:8080/",
+        "  WebSocket: ws://127.0.0.1:8080/rsocket",
+        "  TCP:       tcp://127.0.0.1:7878",
+        "  try:       .venv/bin/sportsbook events   then   "
+        ".venv/bin/sportsbook odds --market <marketId>",
+        "  accounts:  demo-alice: demo-alice-token  demo-bob: demo-bob-token",
+        "  bet:       .venv/bin/sportsbook bet --token demo-alice-token --market <marketId> "
+        "--selection <selectionId> --stake 500",
+    ]
