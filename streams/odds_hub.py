@@ -413,6 +413,9 @@ class OddsHub:
         if sub.filter.in_play_only:
             self._dynamic[sub.id] = sub
         self._attach_matching_all(sub)
+        # A subscriber arriving while prices are stale is told so at once, not only
+        # those that saw the health change (they would trust the snapshots' prices).
+        sub.status_pending = not self.feed_healthy
         position = self._parse_clk(request.resume)
         if position is not None and self._resume(sub, position):
             sub.clk = f"{self.epoch}.{position}"  # canonical, whatever digits it came in

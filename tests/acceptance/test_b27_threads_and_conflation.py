@@ -85,6 +85,7 @@ async def test_b27b_10000_updates_per_second_for_60s_to_a_10_per_second_reader()
         view = BookView()
         reads = 0
         kinds: list[str] = []
+        statuses: list[tuple[bool, str | None]] = []
         async with SportsbookClient.connect(server.url("tcp")) as client:
             stream = client.odds_stream(market_ids=["9.000000"], window=1)
             started = time.monotonic()
@@ -92,6 +93,8 @@ async def test_b27b_10000_updates_per_second_for_60s_to_a_10_per_second_reader()
                 # Once the simulator stops only heartbeats flow: every 5 s, checked each second.
                 frame = await stream.next_frame(8)
                 kinds.append(frame["kind"])
+                if frame["kind"] == "status":
+                    statuses.append((frame["feedHealthy"], frame.get("reason")))
                 view.apply(frame)
                 reads += 1
                 peak = max(peak, process.memory_info().rss)
@@ -108,4 +111,6 @@ async def test_b27b_10000_updates_per_second_for_60s_to_a_10_per_second_reader()
         # (the market's newest state), never a snapshot resync after the first.
         assert 500 <= reads <= 640
         assert kinds[0] == "snapshot"
-        assert set(kinds[1:]) == {"delta", "heartbeat"}
+        assert set(kinds[1:]) == {"delta", "heartbeat", "status"}
+        # the simulator stops after 60 s: its prices go stale, and the reader is told once
+        assert statuses == [(False, "feed ended")]

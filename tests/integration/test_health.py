@@ -93,6 +93,26 @@ async def test_a_replay_that_ends_leaves_prices_stale_not_healthy() -> None:
         await server.stop()
 
 
+async def test_a_subscriber_arriving_while_prices_are_stale_is_told_at_once() -> None:
+    """Second walkthrough: only subscribers that saw the health change got a status
+    frame; one connecting later saw OPEN markets with normal-looking prices."""
+    server = SportsbookServer(ServerConfig(tcp_port=0, http_port=0))
+    await server.start(feed=None)
+    try:
+        server.hub.set_bus_health(False, "feed silent")
+        async with SportsbookClient.connect(f"tcp://127.0.0.1:{server.tcp_port}") as client:
+            stream = client.odds_stream(market_ids=["1.1"], window=16)
+            frame = await stream.next_frame(5)
+            assert (frame["kind"], frame["feedHealthy"], frame["reason"]) == (
+                "status",
+                False,
+                "feed silent",
+            )
+            stream.cancel()
+    finally:
+        await server.stop()
+
+
 class _Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
