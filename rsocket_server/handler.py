@@ -317,6 +317,8 @@ async def _bets_list(handler: SportsbookHandler, payload: Payload) -> bytes:
 
 async def _account_get(handler: SportsbookHandler, payload: Payload) -> bytes:
     services, account_id = handler.services(), handler.account_id()
+    if fields := decode_object(payload.data):  # like every route: bad input is refused
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"account.get takes no fields: {sorted(fields)}")
     account = await services.store.account(account_id)
     if account is None:
         raise ApiError(ErrorCode.NOT_FOUND, "no such account")

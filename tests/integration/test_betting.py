@@ -156,6 +156,12 @@ async def test_anonymous_cannot_bet_and_one_account_never_sees_another(book: Boo
             with pytest.raises(SportsbookError) as error:
                 await client_b.request("bets.place", bad)
             assert error.value.code == "INVALID_REQUEST"
+        with pytest.raises(SportsbookError) as error:  # account.get takes no fields
+            await client_b.request("account.get", {"accountId": "A"})
+        assert (error.value.code, error.value.message) == (
+            "INVALID_REQUEST",
+            "account.get takes no fields: ['accountId']",
+        )
         assert await _balance(client_b) == 10_000
     async with SportsbookClient.connect(book.url(), token_a) as client_a:
         got = await client_a.request("bets.get", {"betId": bet["betId"]})
