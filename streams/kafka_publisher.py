@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 log = logging.getLogger("sportsbook.kafka")
 
@@ -72,6 +72,7 @@ class ReliableProducer:
         self._bootstrap, self._topic, self._client_id = bootstrap, topic, client_id
         self._max_in_flight = max_in_flight
         self._request_timeout_ms = request_timeout_ms
+        self._ack_timeout_s = max(3 * request_timeout_ms / 1000, 5.0)
         self.producer: AIOKafkaProducer | None = None
         self._unacked: deque[_Unacked] = deque()
         self._lock = asyncio.Lock()  # one producer replacement or send at a time
@@ -145,9 +146,17 @@ class ReliableProducer:
         entry = self._unacked[0]
         future = entry.future
         assert future is not None
-        await asyncio.wait([future])  # never cancels the send itself
-        error = None if future.cancelled() else future.exception()
-        if error is None and not future.cancelled():
+        # Never cancels the send itself. A send with no outcome long after the
+        # producer's own timeouts is treated as failed and re-sent (a duplicate
+        # is dropped by every reader's seq), so no lost future can stall flush().
+        done, _ = await asyncio.wait([future], timeout=self._ack_timeout_s)
+        if not done:
+            error: BaseException | None = KafkaTimeoutError(
+                f"no acknowledgement within {self._ack_timeout_s:g}s"
+            )
+        else:
+            error = None if future.cancelled() else future.exception()
+        if done and error is None and not future.cancelled():
             if self._unacked and self._unacked[0] is entry:
                 self._unacked.popleft()
                 self.acknowledged += 1
@@ -210,8 +219,8 @@ class ReliableProducer:
             linger_ms=2,
             request_timeout_ms=self._request_timeout_ms,
         )
-        try:
-            await producer.start()
+        try:  # bounded: an idempotent producer's start() can wait for ever for its id
+            await asyncio.wait_for(producer.start(), self._ack_timeout_s)
         except BaseException:
             await stop_producer(producer, 5.0)
             raise

@@ -79,7 +79,8 @@ async def test_b25_publisher_recovers_after_a_15s_broker_restart_and_seqs_only_g
             )
             resumed_after_s = time.monotonic() - recovered_at
             stop.set()
-            last_seq = await publishing
+            async with asyncio.timeout(120):  # a hang fails here, not at the suite's timeout
+                last_seq = await publishing
             await collector.until(lambda: all(collector.seqs[m] == last_seq for m in MARKETS), 30)
             await collector.until(lambda: collector.statuses()[-1] == (True, None), 30)
             reading.cancel()

@@ -247,3 +247,35 @@ async def test_a_send_cancelled_before_it_reached_the_producer_does_not_block_fl
         assert (producer.unacknowledged, producer.acknowledged) == (0, 1)
     finally:
         await producer.close()
+
+
+async def test_a_send_whose_outcome_never_comes_is_re_sent_and_flush_returns(
+    kafka_broker: Any, price_topic: str
+) -> None:
+    """CI once hung in flush() after a broker restart: whatever loses a send's future,
+    the acker gives it ``3 × request timeout`` (≥ 5 s), then recovers and re-sends."""
+    producer = ReliableProducer(
+        kafka_broker.bootstrap,
+        price_topic,
+        client_id="test-lost-future",
+        max_in_flight=100,
+        request_timeout_ms=1_000,
+    )
+    await producer.start()
+    real_send_now = producer._send_now
+    lost: list[asyncio.Future[Any]] = []
+
+    async def lose_the_first(entry: Any) -> asyncio.Future[Any]:
+        if not lost:
+            lost.append(asyncio.get_running_loop().create_future())  # never completes
+            return lost[0]
+        return await real_send_now(entry)
+
+    producer._send_now = lose_the_first  # type: ignore[method-assign]
+    try:
+        await producer.send(b"k", b"v")
+        async with asyncio.timeout(30):
+            await producer.flush()
+        assert (producer.unacknowledged, producer.acknowledged, producer.restarts) == (0, 1, 1)
+    finally:
+        await producer.close()
