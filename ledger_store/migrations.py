@@ -13,7 +13,9 @@ itself guards the invariants the code relies on:
   CHECKs are the sign rules of :mod:`sportsbook_core.ledger`;
 * ``accounts.balance`` is maintained by a trigger on every entry insert in the
   same transaction, so it is the SUM of the entries by construction, and
-  ``CHECK (balance >= 0)`` makes an overdraft impossible even for a buggy caller;
+  (migration 2) a trigger refuses any STAKE or WITHDRAWAL that would take it below
+  zero, so an overdraft is impossible even for a buggy caller (only a settlement
+  correction may leave it negative, and only as the SUM of the entries);
 * ``UNIQUE (account_id, request_id)`` on ``bets`` is the idempotency guard, one
   STAKE and at most one REFUND per bet, one DEPOSIT per (account, reference).
 """
@@ -224,6 +226,125 @@ FOR EACH STATEMENT EXECUTE FUNCTION ledger_entry_immutable()""",
     published_at timestamptz
 )""",
             "CREATE INDEX outbox_unpublished ON outbox (event_id) WHERE published_at IS NULL",
+        ),
+    ),
+)
+
+
+# --- 2: settlement (issue #5) ----------------------------------------------------------
+#
+# * ``market_results``: every settlement instruction received, per (market, version)
+#   (idempotency); ``applied`` false for one that settles nothing (post-official, or
+#   older than the result in force); ``completed_at`` set when every bet was processed
+#   (a run cut short is finished by running it again).
+# * ``bet_results``: per (bet, market) the result version the bet was last settled on.
+# * ``bet_exposures (market_id, bet_id)``: the bets on a market, in a range scan.
+# * ``ledger_entries (bet_id, kind, reference)`` unique: a bet's settlement by one
+#   result version is written once (references ``settle:M:vN`` / ``reverse:M:vN``).
+# * A corrected settlement may take a balance below zero: the ``balance >= 0`` CHECK
+#   goes; a trigger still refuses a STAKE or WITHDRAWAL that would overdraw (B13), and
+#   another refuses a negative balance that is not the SUM of the account's entries
+#   (a direct ``UPDATE accounts SET balance = -1`` still fails).
+
+_SETTLEMENT_TABLES = (
+    """CREATE TABLE market_results (
+    market_id {text} NOT NULL,
+    version {int} NOT NULL CHECK (version >= 1),
+    instruction {json} NOT NULL,
+    post_official boolean NOT NULL,
+    applied boolean NOT NULL,
+    received_at {ts} NOT NULL,
+    completed_at {ts},
+    PRIMARY KEY (market_id, version)
+)""",
+    """CREATE TABLE bet_results (
+    bet_id {text} NOT NULL REFERENCES bets (bet_id),
+    market_id {text} NOT NULL,
+    version {int} NOT NULL,
+    PRIMARY KEY (bet_id, market_id)
+)""",
+    "CREATE INDEX bet_exposures_by_market ON bet_exposures (market_id, bet_id)",
+    """CREATE UNIQUE INDEX ledger_entries_once_per_reference
+    ON ledger_entries (bet_id, kind, reference)""",
+)
+
+
+def _tables(text: str, integer: str, json: str, ts: str) -> tuple[str, ...]:
+    return tuple(s.format(text=text, int=integer, json=json, ts=ts) for s in _SETTLEMENT_TABLES)
+
+
+SQLITE += (
+    (
+        2,
+        (
+            *_tables("TEXT", "INTEGER", "TEXT", "TEXT"),
+            # Rebuild accounts without CHECK (balance >= 0) (SQLite cannot drop a CHECK).
+            # The entry trigger names accounts: dropped first, made again after.
+            "DROP TRIGGER ledger_entries_apply",
+            """CREATE TABLE accounts_v2 (
+    account_id TEXT PRIMARY KEY,
+    currency TEXT NOT NULL CHECK (length(currency) = 3),
+    token_hash TEXT UNIQUE,
+    limits TEXT NOT NULL DEFAULT '{}',
+    balance INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+)""",
+            """INSERT INTO accounts_v2
+SELECT account_id, currency, token_hash, limits, balance, created_at FROM accounts""",
+            "DROP TABLE accounts",
+            "ALTER TABLE accounts_v2 RENAME TO accounts",
+            """CREATE TRIGGER ledger_entries_apply AFTER INSERT ON ledger_entries
+BEGIN
+    UPDATE accounts SET balance = balance + NEW.amount WHERE account_id = NEW.account_id;
+END""",
+            """CREATE TRIGGER accounts_negative_only_by_entries BEFORE UPDATE OF balance ON accounts
+WHEN NEW.balance < 0 AND NEW.balance <> (SELECT COALESCE(SUM(amount), 0) FROM ledger_entries
+    WHERE account_id = NEW.account_id)
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: a negative balance must be its entries');
+END""",
+            """CREATE TRIGGER ledger_entries_no_overdraft BEFORE INSERT ON ledger_entries
+WHEN NEW.kind IN ('STAKE', 'WITHDRAWAL') AND (SELECT balance FROM accounts
+    WHERE account_id = NEW.account_id) + NEW.amount < 0
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: balance >= 0 (overdraft)');
+END""",
+        ),
+    ),
+)
+
+POSTGRES += (
+    (
+        2,
+        (
+            *_tables("text", "bigint", "jsonb", "timestamptz"),
+            "ALTER TABLE accounts DROP CONSTRAINT accounts_balance_check",
+            """CREATE FUNCTION ledger_entry_no_overdraft() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    IF NEW.kind IN ('STAKE', 'WITHDRAWAL') AND (SELECT balance FROM accounts
+            WHERE account_id = NEW.account_id) + NEW.amount < 0 THEN
+        RAISE EXCEPTION 'balance would go below 0 (overdraft)'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END
+$$""",
+            """CREATE TRIGGER ledger_entries_no_overdraft BEFORE INSERT ON ledger_entries
+FOR EACH ROW EXECUTE FUNCTION ledger_entry_no_overdraft()""",
+            """CREATE FUNCTION accounts_negative_only_by_entries() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    IF NEW.balance <> (SELECT COALESCE(SUM(amount), 0) FROM ledger_entries
+            WHERE account_id = NEW.account_id) THEN
+        RAISE EXCEPTION 'a negative balance must be the sum of its entries'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END
+$$""",
+            """CREATE TRIGGER accounts_negative_only_by_entries BEFORE UPDATE OF balance ON accounts
+FOR EACH ROW WHEN (NEW.balance < 0) EXECUTE FUNCTION accounts_negative_only_by_entries()""",
         ),
     ),
 )

@@ -26,7 +26,7 @@ processes; a rolled-back transaction may leave a gap, never a duplicate).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -34,6 +34,23 @@ import asyncpg
 import orjson
 
 from ledger_store import migrations
+from ledger_store.settling import (
+    SETTLEABLE,
+    BetWrite,
+    Chunk,
+    OpenBet,
+    apply_balances,
+    begin_outcome,
+    bet_markets,
+    check_stake_correction,
+    held_report,
+    merged_release,
+    outbox_payload,
+    plan_bet,
+    plan_stake_correction,
+    run_chunks,
+    settled_rows,
+)
 from ledger_store.store import (
     BETS_TOPIC,
     Account,
@@ -46,6 +63,10 @@ from ledger_store.store import (
     PlaceOutcome,
     Receipt,
     ReferenceConflict,
+    ResultConflict,
+    SettledBet,
+    SettleOutcome,
+    SettleReport,
     StoreBusy,
     StoreClosed,
     StoredBet,
@@ -59,7 +80,9 @@ from ledger_store.store import (
     liability_detail,
     list_filter,
 )
+from schemas.results import instruction_from_wire, instruction_to_wire
 from sportsbook_core.ledger import EntryKind, LedgerEntry, bet_id_for
+from sportsbook_core.results import SettlementInstruction
 
 DEFAULT_POOL_SIZE = 10
 DEFAULT_QUEUE_SIZE = 1024
@@ -229,6 +252,7 @@ class PostgresLedgerStore:
         self._closed = False
         self._queue_size = queue_size
         self._placing = 0  # placements waiting for or holding a connection
+        self._results: dict[tuple[str, int], SettlementInstruction] = {}  # parsed, immutable
 
     @classmethod
     async def open(
@@ -481,6 +505,202 @@ class PostgresLedgerStore:
                 _now(),
             )
 
+    # --- settlement (issue #5; docs/SETTLEMENT.md) ---------------------------------------
+
+    async def settle_market(
+        self,
+        instruction: SettlementInstruction,
+        *,
+        chunk_size: int | None = None,
+        on_chunk: Callable[[Sequence[SettledBet]], None] | None = None,
+    ) -> SettleReport:
+        """The result recorded (one transaction, under the market's advisory lock),
+        then chunks of bets, each one transaction that locks its accounts (sorted),
+        then its bets, then the exposure rows (sorted): the placements' lock order."""
+        self._check_open()
+        held = held_report(instruction)
+        if held is not None:
+            return held
+        market_id, version = instruction.market_id, instruction.version
+        outcome = await self._settle_begin(instruction)
+        if outcome in (SettleOutcome.REPLAYED, SettleOutcome.POST_OFFICIAL_IGNORED):
+            return SettleReport(market_id, version, outcome)
+
+        async def chunk(after: str, size: int) -> Chunk:
+            self._check_open()
+            return await self._settle_chunk(instruction, after, size)
+
+        async def finish() -> None:
+            await self._pool.execute(
+                "UPDATE market_results SET completed_at = $3 WHERE market_id = $1"
+                " AND version = $2 AND completed_at IS NULL",
+                market_id,
+                version,
+                _now(),
+            )
+
+        return await run_chunks(
+            instruction, outcome, chunk, finish, chunk_size=chunk_size, on_chunk=on_chunk
+        )
+
+    async def _settle_begin(self, instruction: SettlementInstruction) -> SettleOutcome:
+        market_id, version = instruction.market_id, instruction.version
+        wire = instruction_to_wire(instruction)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", market_id)
+            row = await conn.fetchrow(
+                "SELECT instruction, completed_at FROM market_results"
+                " WHERE market_id = $1 AND version = $2",
+                market_id,
+                version,
+            )
+            earlier = await conn.fetchval(
+                "SELECT MAX(version) FROM market_results"
+                " WHERE market_id = $1 AND applied AND version < $2",
+                market_id,
+                version,
+            )
+            if row is not None:
+                if row["instruction"] != wire:
+                    raise ResultConflict(
+                        f"market {market_id} v{version} was recorded with another result"
+                    )
+                if row["completed_at"] is not None:
+                    return SettleOutcome.REPLAYED
+                return SettleOutcome.SETTLED if earlier is None else SettleOutcome.RESETTLED
+            newest = await conn.fetchval(
+                "SELECT MAX(version) FROM market_results WHERE market_id = $1 AND applied",
+                market_id,
+            )
+            outcome, applies = begin_outcome(version, instruction.post_official, newest)
+            now = _now()
+            await conn.execute(
+                "INSERT INTO market_results (market_id, version, instruction, post_official,"
+                " applied, received_at, completed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                market_id,
+                version,
+                wire,
+                instruction.post_official,
+                applies,
+                now,
+                None if applies else now,
+            )
+            return outcome
+
+    async def _settle_chunk(self, trigger: SettlementInstruction, after: str, size: int) -> Chunk:
+        async with self._pool.acquire() as conn, conn.transaction():
+            candidates = await conn.fetch(
+                _SETTLE_CANDIDATES,
+                trigger.market_id,
+                after,
+                list(SETTLEABLE),
+                trigger.version,
+                size,
+            )
+            if not candidates:
+                return Chunk(None, (), 0)
+            ids = [r["bet_id"] for r in candidates]
+            accounts = sorted({r["account_id"] for r in candidates})
+            balances: dict[str, int] = {
+                r["account_id"]: r["balance"] for r in await conn.fetch(_LOCK_ACCOUNTS, accounts)
+            }
+            bets = await self._open_bets(conn, ids)
+            exposures = _pg_by_bet(await conn.fetch(_BET_EXPOSURES_OF, ids))
+            results = await self._results_in_force(
+                conn, {m for bet in bets for m in bet_markets(bet.receipt)}
+            )
+            now = _now()
+            writes: list[BetWrite] = []
+            waiting = 0
+            for bet in bets:
+                write = plan_bet(bet, results, trigger, now)
+                if write is not None:
+                    writes.append(write)
+                elif bet.status == BetStatus.ACCEPTED:
+                    waiting += 1
+            applied = await _write_settlements(
+                conn, writes, exposures, trigger, now, balances=balances
+            )
+            return Chunk(candidates[-1]["bet_id"], settled_rows(applied), waiting)
+
+    async def _open_bets(self, conn: Any, ids: list[str]) -> list[OpenBet]:
+        """The bets, locked (in bet id order), as they are now; with their versions."""
+        rows = await conn.fetch(_LOCK_BETS, ids, list(SETTLEABLE))
+        versions = _pg_by_bet(await conn.fetch(_BET_RESULTS_OF, ids))
+        return [
+            OpenBet(
+                r["bet_id"],
+                r["account_id"],
+                r["status"],
+                r["total_stake"],
+                r["receipt"],
+                r["placed_at"],
+                {m: v for m, v in versions.get(r["bet_id"], ())},
+            )
+            for r in rows
+        ]
+
+    async def _results_in_force(
+        self, conn: Any, markets: set[str]
+    ) -> dict[str, SettlementInstruction]:
+        out: dict[str, SettlementInstruction] = {}
+        for row in await conn.fetch(_RESULTS_IN_FORCE, sorted(markets)):
+            key = (row["market_id"], row["version"])
+            cached = self._results.get(key)
+            if cached is None:
+                if len(self._results) >= 100_000:
+                    self._results.clear()
+                cached = self._results[key] = instruction_from_wire(row["instruction"])
+            out[row["market_id"]] = cached
+        return out
+
+    async def market_result(
+        self, market_id: str, *, effective: bool = True
+    ) -> SettlementInstruction | None:
+        self._check_open()
+        wire = await self._pool.fetchval(
+            "SELECT instruction FROM market_results WHERE market_id = $1"
+            " AND (applied OR $2) ORDER BY version DESC LIMIT 1",
+            market_id,
+            not effective,
+        )
+        return None if wire is None else instruction_from_wire(wire)
+
+    async def book_totals(self, market_id: str | None = None) -> dict[str, tuple[int, int]]:
+        self._check_open()
+        rows = await self._pool.fetch(_BOOK_TOTALS, market_id)
+        return {r["market_id"]: (r["staked"], r["returned"]) for r in rows}
+
+    async def correct_bet_stake(
+        self, bet_id: str, stake_per_line: int, reference: str
+    ) -> SettledBet | None:
+        check_stake_correction(stake_per_line, reference)
+        self._check_open()
+        async with self._pool.acquire() as conn, conn.transaction():
+            account_id = await conn.fetchval(
+                "SELECT account_id FROM bets WHERE bet_id = $1", bet_id
+            )
+            if account_id is None:
+                return None
+            balance = await _lock_account(conn, account_id)
+            bets = await self._open_bets(conn, [bet_id])
+            if not bets:
+                raise ValueError(f"bet {bet_id} is not settled")
+            bet = bets[0]
+            results = await self._results_in_force(conn, set(bet_markets(bet.receipt)))
+            write = plan_stake_correction(bet, stake_per_line, reference, results, _now())
+            if write is None:  # this reference was applied before
+                return SettledBet(account_id, bet_id, bet.receipt, balance, "CORRECTION", False)
+            await conn.execute(
+                "UPDATE bets SET total_stake = $2 WHERE bet_id = $1",
+                bet_id,
+                write.receipt["totalStake"],
+            )
+            applied = await _write_settlements(
+                conn, [write], {}, None, _now(), balances={account_id: balance}
+            )
+            return settled_rows(applied)[0]
+
     # --- reads -----------------------------------------------------------------------
 
     async def _account(self, query: str, value: str) -> Account | None:
@@ -568,7 +788,9 @@ class PostgresLedgerStore:
                 "SELECT a.account_id, a.balance, COALESCE(SUM(e.amount), 0)::bigint AS total"
                 " FROM accounts a LEFT JOIN ledger_entries e ON e.account_id = a.account_id"
                 " GROUP BY a.account_id, a.balance"
-                " HAVING a.balance <> COALESCE(SUM(e.amount), 0) OR a.balance < 0"
+                " HAVING a.balance <> COALESCE(SUM(e.amount), 0) OR (a.balance < 0 AND NOT EXISTS"
+                " (SELECT 1 FROM ledger_entries c WHERE c.account_id = a.account_id"
+                "  AND c.kind = 'CORRECTION'))"
             )
         ]
         problems += [
@@ -622,6 +844,99 @@ async def _outbox(conn: Any, key: str, payload: Receipt) -> None:
         payload,
         _now(),
     )
+
+
+# --- settlement statements ---------------------------------------------------------------
+
+_SETTLE_CANDIDATES = """SELECT DISTINCT b.bet_id, b.account_id
+FROM bet_exposures be JOIN bets b ON b.bet_id = be.bet_id
+LEFT JOIN bet_results r ON r.bet_id = be.bet_id AND r.market_id = be.market_id
+WHERE be.market_id = $1 AND be.bet_id > $2 AND b.status = ANY($3::text[])
+    AND (r.version IS NULL OR r.version < $4)
+ORDER BY b.bet_id LIMIT $5"""
+_LOCK_ACCOUNTS = """SELECT account_id, balance FROM accounts
+WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE"""
+_LOCK_BETS = """SELECT bet_id, account_id, status, total_stake, receipt, placed_at FROM bets
+WHERE bet_id = ANY($1::text[]) AND status = ANY($2::text[]) ORDER BY bet_id FOR UPDATE"""
+_BET_EXPOSURES_OF = """SELECT bet_id, market_id, selection_id, liability FROM bet_exposures
+WHERE bet_id = ANY($1::text[])"""
+_BET_RESULTS_OF = """SELECT bet_id, market_id, version FROM bet_results
+WHERE bet_id = ANY($1::text[])"""
+_RESULTS_IN_FORCE = """SELECT DISTINCT ON (market_id) market_id, version, instruction
+FROM market_results WHERE market_id = ANY($1::text[]) AND applied
+ORDER BY market_id, version DESC"""
+_BOOK_TOTALS = """WITH bm AS (
+    SELECT bet_id, MIN(market_id) AS market_id FROM bet_exposures GROUP BY bet_id
+)
+SELECT bm.market_id,
+    COALESCE(SUM(CASE WHEN e.kind = 'STAKE' THEN -e.amount ELSE 0 END), 0)::bigint AS staked,
+    COALESCE(SUM(CASE WHEN e.kind <> 'STAKE' THEN e.amount ELSE 0 END), 0)::bigint AS returned
+FROM bm JOIN ledger_entries e ON e.bet_id = bm.bet_id
+WHERE $1::text IS NULL OR bm.market_id = $1::text
+GROUP BY bm.market_id ORDER BY bm.market_id"""
+
+
+def _pg_by_bet(rows: Any) -> dict[str, list[tuple[Any, ...]]]:
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        out.setdefault(row[0], []).append(tuple(row[1:]))
+    return out
+
+
+async def _write_settlements(
+    conn: Any,
+    writes: Sequence[BetWrite],
+    exposures: Mapping[str, Sequence[tuple[str, str, int]]],
+    trigger: SettlementInstruction | None,
+    now: datetime,
+    *,
+    balances: dict[str, int],
+) -> list[tuple[BetWrite, int]]:
+    """The plans' rows (accounts and bets locked by the caller); the visible writes
+    with each account's balance after them."""
+    visible = [w for w in writes if not w.quiet]
+    applied = apply_balances(visible, balances)
+    await conn.executemany(
+        "UPDATE bets SET status = $2, receipt = $3, updated_at = $4 WHERE bet_id = $1",
+        [(w.bet.bet_id, w.status, w.receipt, now) for w in visible],
+    )
+    await conn.executemany(
+        "INSERT INTO ledger_entries (account_id, kind, amount, bet_id, reference, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        [
+            (w.bet.account_id, k.value, a, w.bet.bet_id, ref, now)
+            for w in visible
+            for k, a, ref in w.entries
+        ],
+    )
+    await conn.executemany(
+        "INSERT INTO bet_results (bet_id, market_id, version) VALUES ($1, $2, $3)"
+        " ON CONFLICT (bet_id, market_id) DO UPDATE SET version = excluded.version",
+        [(w.bet.bet_id, m, v) for w in writes for m, v in w.versions],
+    )
+    release = merged_release(visible, exposures)
+    if release:
+        markets, selections, amounts = (list(c) for c in zip(*release, strict=True))
+        await conn.execute(
+            "SELECT 1 FROM exposure x JOIN unnest($1::text[], $2::text[]) AS u (m, s)"
+            " ON x.market_id = u.m AND x.selection_id = u.s"
+            " ORDER BY x.market_id, x.selection_id FOR UPDATE OF x",
+            markets,
+            selections,
+        )
+        await conn.execute(
+            "UPDATE exposure x SET liability = x.liability - u.v"
+            " FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u (m, s, v)"
+            " WHERE x.market_id = u.m AND x.selection_id = u.s",
+            markets,
+            selections,
+            amounts,
+        )
+    await conn.executemany(
+        "INSERT INTO outbox (topic, key, payload, created_at) VALUES ($1, $2, $3, $4)",
+        [(BETS_TOPIC, w.bet.account_id, outbox_payload(w, trigger), now) for w in visible],
+    )
+    return applied
 
 
 async def _migrate(pool: Any) -> None:

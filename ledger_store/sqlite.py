@@ -35,8 +35,8 @@ across processes: ``BEGIN IMMEDIATE`` takes the write lock), jobs in a batch
 run in order, each seeing the ones before it, and the writer's copies are
 dropped whenever ``PRAGMA data_version`` says another connection has committed
 (or a transaction failed, or a non-placement write ran), so they are the
-database's values. The schema's constraints (``CHECK (balance >= 0)`` via the
-entry trigger, ``UNIQUE (account_id, request_id)``, …) still hold every row.
+database's values. The schema's constraints (the overdraft trigger on ledger
+entries, ``UNIQUE (account_id, request_id)``, …) still hold every row.
 """
 
 from __future__ import annotations
@@ -54,6 +54,23 @@ from typing import Any, TypeVar
 import orjson
 
 from ledger_store import migrations
+from ledger_store.settling import (
+    SETTLEABLE,
+    BetWrite,
+    Chunk,
+    OpenBet,
+    apply_balances,
+    begin_outcome,
+    bet_markets,
+    check_stake_correction,
+    held_report,
+    merged_release,
+    outbox_payload,
+    plan_bet,
+    plan_stake_correction,
+    run_chunks,
+    settled_rows,
+)
 from ledger_store.store import (
     BETS_TOPIC,
     Account,
@@ -66,6 +83,10 @@ from ledger_store.store import (
     PlaceOutcome,
     Receipt,
     ReferenceConflict,
+    ResultConflict,
+    SettledBet,
+    SettleOutcome,
+    SettleReport,
     StoreBusy,
     StoreClosed,
     StoredBet,
@@ -79,7 +100,9 @@ from ledger_store.store import (
     liability_detail,
     list_filter,
 )
+from schemas.results import instruction_from_wire, instruction_to_wire
 from sportsbook_core.ledger import EntryKind, LedgerEntry, bet_id_for
+from sportsbook_core.results import SettlementInstruction
 
 T = TypeVar("T")
 
@@ -163,6 +186,7 @@ class SqliteLedgerStore:
         self._balances: dict[str, int] = {}
         self._exposure: dict[tuple[str, str], int] = {}
         self._bet_seq: int | None = None
+        self._results: dict[tuple[str, int], SettlementInstruction] = {}  # parsed, immutable
         self._data_version: int | None = None
 
     # --- lifecycle -------------------------------------------------------------------
@@ -590,6 +614,149 @@ class SqliteLedgerStore:
 
         await self._submit(op, refuse_when_full=False, keeps_state=True)
 
+    # --- settlement (issue #5; docs/SETTLEMENT.md) ---------------------------------------
+
+    async def settle_market(
+        self,
+        instruction: SettlementInstruction,
+        *,
+        chunk_size: int | None = None,
+        on_chunk: Callable[[Sequence[SettledBet]], None] | None = None,
+    ) -> SettleReport:
+        """Each step is a job on the writer's queue (one transaction each, between
+        placements): record the result, then chunks of bets, then mark it completed.
+        The writer's copies of balances and exposures are dropped after each job
+        (``keeps_state`` False), so a bet placed after a settlement sees its credit."""
+        held = held_report(instruction)
+        if held is not None:
+            return held
+        wire = _json(instruction_to_wire(instruction))
+        market_id, version = instruction.market_id, instruction.version
+        outcome = await self._submit(
+            lambda conn: _settle_begin(conn, instruction, wire), refuse_when_full=False
+        )
+        if outcome in (SettleOutcome.REPLAYED, SettleOutcome.POST_OFFICIAL_IGNORED):
+            return SettleReport(market_id, version, outcome)
+
+        async def chunk(after: str, size: int) -> Chunk:
+            return await self._submit(
+                lambda conn: self._settle_chunk(conn, instruction, after, size),
+                refuse_when_full=False,
+            )
+
+        async def finish() -> None:
+            await self._submit(
+                lambda conn: _settle_finish(conn, market_id, version),
+                refuse_when_full=False,
+                keeps_state=True,
+            )
+
+        return await run_chunks(
+            instruction, outcome, chunk, finish, chunk_size=chunk_size, on_chunk=on_chunk
+        )
+
+    def _settle_chunk(
+        self, conn: sqlite3.Connection, trigger: SettlementInstruction, after: str, size: int
+    ) -> Chunk:
+        rows = conn.execute(
+            _SETTLE_CANDIDATES,
+            (trigger.market_id, after, _json(SETTLEABLE), trigger.version, size),
+        ).fetchall()
+        if not rows:
+            return Chunk(None, (), 0)
+        ids = _json([r[0] for r in rows])
+        exposures = _by_bet(conn.execute(_BET_EXPOSURES_OF, (ids,)).fetchall())
+        versions = _by_bet(conn.execute(_BET_RESULTS_OF, (ids,)).fetchall())
+        bets = [
+            OpenBet(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                orjson.loads(r[4]),
+                _ts(r[5]),
+                {m: v for m, v in versions.get(r[0], ())},
+            )
+            for r in rows
+        ]
+        markets = {m for bet in bets for m in bet_markets(bet.receipt)}
+        results = self._results_in_force(conn, markets)
+        now = _now()
+        writes: list[BetWrite] = []
+        waiting = 0
+        for bet in bets:
+            write = plan_bet(bet, results, trigger, now)
+            if write is not None:
+                writes.append(write)
+            elif bet.status == BetStatus.ACCEPTED:
+                waiting += 1
+        applied = _write_settlements(conn, writes, exposures, trigger, now.isoformat())
+        return Chunk(rows[-1][0], settled_rows(applied), waiting)
+
+    def _results_in_force(
+        self, conn: sqlite3.Connection, markets: set[str]
+    ) -> dict[str, SettlementInstruction]:
+        out: dict[str, SettlementInstruction] = {}
+        for market_id, version, text in conn.execute(_RESULTS_IN_FORCE, (_json(sorted(markets)),)):
+            key = (market_id, version)
+            cached = self._results.get(key)
+            if cached is None:
+                if len(self._results) >= _STATE_LIMIT:
+                    self._results.clear()
+                cached = self._results[key] = instruction_from_wire(orjson.loads(text))
+            out[market_id] = cached
+        return out
+
+    async def market_result(
+        self, market_id: str, *, effective: bool = True
+    ) -> SettlementInstruction | None:
+        def fn(conn: sqlite3.Connection) -> SettlementInstruction | None:
+            rows = conn.execute(
+                "SELECT instruction FROM market_results WHERE market_id = ?"
+                " AND (applied OR ?) ORDER BY version DESC LIMIT 1",
+                (market_id, 0 if effective else 1),
+            ).fetchall()
+            return instruction_from_wire(orjson.loads(rows[0][0])) if rows else None
+
+        return await self._read(fn)
+
+    async def book_totals(self, market_id: str | None = None) -> dict[str, tuple[int, int]]:
+        def fn(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+            rows = conn.execute(_BOOK_TOTALS, (market_id, market_id)).fetchall()
+            return {r[0]: (r[1], r[2]) for r in rows}
+
+        return await self._read(fn)
+
+    async def correct_bet_stake(
+        self, bet_id: str, stake_per_line: int, reference: str
+    ) -> SettledBet | None:
+        check_stake_correction(stake_per_line, reference)
+
+        def op(conn: sqlite3.Connection) -> SettledBet | None:
+            rows = conn.execute(_BET_FOR_CORRECTION, (bet_id,)).fetchall()
+            if not rows:
+                return None
+            r = rows[0]
+            versions = dict(
+                conn.execute(
+                    "SELECT market_id, version FROM bet_results WHERE bet_id = ?", (bet_id,)
+                ).fetchall()
+            )
+            bet = OpenBet(r[0], r[1], r[2], r[3], orjson.loads(r[4]), _ts(r[5]), versions)
+            results = self._results_in_force(conn, set(bet_markets(bet.receipt)))
+            write = plan_stake_correction(bet, stake_per_line, reference, results, _now())
+            if write is None:  # this reference was applied before
+                balance = _locked_balance(conn, bet.account_id)
+                return SettledBet(bet.account_id, bet_id, bet.receipt, balance, "CORRECTION", False)
+            conn.execute(
+                "UPDATE bets SET total_stake = ? WHERE bet_id = ?",
+                (write.receipt["totalStake"], bet_id),
+            )
+            applied = _write_settlements(conn, [write], {}, None, _now().isoformat())
+            return settled_rows(applied)[0]
+
+        return await self._submit(op, refuse_when_full=False)
+
     # --- reads -----------------------------------------------------------------------
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -675,7 +842,9 @@ class SqliteLedgerStore:
                     "SELECT a.account_id, a.balance, COALESCE(SUM(e.amount), 0) AS total"
                     " FROM accounts a LEFT JOIN ledger_entries e ON e.account_id = a.account_id"
                     " GROUP BY a.account_id, a.balance"
-                    " HAVING a.balance <> total OR a.balance < 0"
+                    " HAVING a.balance <> total OR (a.balance < 0 AND NOT EXISTS (SELECT 1"
+                    "  FROM ledger_entries c WHERE c.account_id = a.account_id"
+                    "  AND c.kind = 'CORRECTION'))"
                 ).fetchall()
             ]
             problems += [
@@ -742,7 +911,7 @@ class _RunRows:
 
     def write(self, conn: sqlite3.Connection) -> None:
         """Bets first (the entries and exposures refer to them); the entry trigger
-        applies each STAKE to ``accounts.balance`` (``CHECK (balance >= 0)``)."""
+        applies each STAKE to ``accounts.balance`` (an overdraft trigger refuses one too big)."""
         if not self.bets:
             return
         conn.executemany(_INSERT_BET, self.bets)
@@ -807,6 +976,142 @@ WHERE account_id = ? AND status IN (SELECT value FROM json_each(?)) AND seq < ?
 ORDER BY seq DESC LIMIT ?"""
 
 
+# --- settlement statements ---------------------------------------------------------------
+
+# Bets with a leg on market ?1 after bet id ?2, open or settled on an older version
+# of it than ?4: a range scan of bet_exposures_by_market, in bet id order.
+_SETTLE_CANDIDATES = """SELECT DISTINCT b.bet_id, b.account_id, b.status, b.total_stake,
+    b.receipt, b.placed_at
+FROM bet_exposures be JOIN bets b ON b.bet_id = be.bet_id
+LEFT JOIN bet_results r ON r.bet_id = be.bet_id AND r.market_id = be.market_id
+WHERE be.market_id = ? AND be.bet_id > ?
+    AND b.status IN (SELECT value FROM json_each(?))
+    AND (r.version IS NULL OR r.version < ?)
+ORDER BY b.bet_id LIMIT ?"""
+_BET_EXPOSURES_OF = """SELECT be.bet_id, be.market_id, be.selection_id, be.liability
+FROM json_each(?) j JOIN bet_exposures be ON be.bet_id = j.value"""
+_BET_RESULTS_OF = """SELECT r.bet_id, r.market_id, r.version
+FROM json_each(?) j JOIN bet_results r ON r.bet_id = j.value"""
+_RESULTS_IN_FORCE = """SELECT m.market_id, m.version, m.instruction
+FROM json_each(?) j JOIN market_results m ON m.market_id = j.value
+WHERE m.applied AND m.version = (SELECT MAX(x.version) FROM market_results x
+    WHERE x.market_id = m.market_id AND x.applied)"""
+_BET_FOR_CORRECTION = """SELECT bet_id, account_id, status, total_stake, receipt, placed_at
+FROM bets WHERE bet_id = ?"""
+# Per bet, the lowest marketId of its legs; its STAKE and everything paid back.
+_BOOK_TOTALS = """WITH bm AS (
+    SELECT bet_id, MIN(market_id) AS market_id FROM bet_exposures GROUP BY bet_id
+)
+SELECT bm.market_id,
+    COALESCE(SUM(CASE WHEN e.kind = 'STAKE' THEN -e.amount ELSE 0 END), 0),
+    COALESCE(SUM(CASE WHEN e.kind <> 'STAKE' THEN e.amount ELSE 0 END), 0)
+FROM bm JOIN ledger_entries e ON e.bet_id = bm.bet_id
+WHERE ? IS NULL OR bm.market_id = ?
+GROUP BY bm.market_id ORDER BY bm.market_id"""
+
+
+def _by_bet(rows: Sequence[Sequence[Any]]) -> dict[str, list[tuple[Any, ...]]]:
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        out.setdefault(row[0], []).append(tuple(row[1:]))
+    return out
+
+
+def _settle_begin(
+    conn: sqlite3.Connection, instruction: SettlementInstruction, wire: str
+) -> SettleOutcome:
+    """Records the instruction (once per (market, version)) and says what to do."""
+    market_id, version = instruction.market_id, instruction.version
+    rows = conn.execute(
+        "SELECT instruction, completed_at FROM market_results WHERE market_id = ? AND version = ?",
+        (market_id, version),
+    ).fetchall()
+    (latest,) = conn.execute(
+        "SELECT MAX(version) FROM market_results WHERE market_id = ? AND applied AND version < ?",
+        (market_id, version),
+    ).fetchone()
+    if rows:
+        if orjson.loads(rows[0][0]) != orjson.loads(wire):
+            raise ResultConflict(f"market {market_id} v{version} was recorded with another result")
+        if rows[0][1] is not None:
+            return SettleOutcome.REPLAYED
+        return SettleOutcome.SETTLED if latest is None else SettleOutcome.RESETTLED
+    (newest,) = conn.execute(
+        "SELECT MAX(version) FROM market_results WHERE market_id = ? AND applied", (market_id,)
+    ).fetchone()
+    outcome, applies = begin_outcome(version, instruction.post_official, newest)
+    now = _now().isoformat()
+    conn.execute(
+        "INSERT INTO market_results (market_id, version, instruction, post_official, applied,"
+        " received_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            market_id,
+            version,
+            wire,
+            instruction.post_official,
+            applies,
+            now,
+            None if applies else now,
+        ),
+    )
+    return outcome
+
+
+def _settle_finish(conn: sqlite3.Connection, market_id: str, version: int) -> None:
+    conn.execute(
+        "UPDATE market_results SET completed_at = ? WHERE market_id = ? AND version = ?"
+        " AND completed_at IS NULL",
+        (_now().isoformat(), market_id, version),
+    )
+
+
+def _write_settlements(
+    conn: sqlite3.Connection,
+    writes: Sequence[BetWrite],
+    exposures: Mapping[str, Sequence[tuple[str, str, int]]],
+    trigger: SettlementInstruction | None,
+    now: str,
+) -> list[tuple[BetWrite, int]]:
+    """The plans' rows; returns the visible writes with each account's balance after."""
+    visible = [w for w in writes if not w.quiet]
+    accounts = sorted({w.bet.account_id for w in visible})
+    balances = dict(
+        conn.execute(
+            "SELECT account_id, balance FROM accounts WHERE account_id IN"
+            " (SELECT value FROM json_each(?))",
+            (_json(accounts),),
+        ).fetchall()
+    )
+    applied = apply_balances(visible, balances)
+    conn.executemany(
+        "UPDATE bets SET status = ?, receipt = ?, updated_at = ? WHERE bet_id = ?",
+        [(w.status, _json(w.receipt), now, w.bet.bet_id) for w in visible],
+    )
+    conn.executemany(
+        "INSERT INTO ledger_entries (account_id, kind, amount, bet_id, reference, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (w.bet.account_id, k.value, a, w.bet.bet_id, ref, now)
+            for w in visible
+            for k, a, ref in w.entries
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO bet_results (bet_id, market_id, version) VALUES (?, ?, ?)"
+        " ON CONFLICT (bet_id, market_id) DO UPDATE SET version = excluded.version",
+        [(w.bet.bet_id, m, v) for w in writes for m, v in w.versions],
+    )
+    conn.executemany(
+        "UPDATE exposure SET liability = liability - ? WHERE market_id = ? AND selection_id = ?",
+        [(v, m, s) for m, s, v in merged_release(visible, exposures)],
+    )
+    conn.executemany(
+        "INSERT INTO outbox (topic, key, payload, created_at) VALUES (?, ?, ?, ?)",
+        [(BETS_TOPIC, w.bet.account_id, _json(outbox_payload(w, trigger)), now) for w in visible],
+    )
+    return applied
+
+
 def _account(conn: sqlite3.Connection, query: str, value: str) -> Account | None:
     rows = conn.execute(query, (value,)).fetchall()
     if not rows:
@@ -816,6 +1121,19 @@ def _account(conn: sqlite3.Connection, query: str, value: str) -> Account | None
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
+    """Applies the missing migrations in one transaction.
+
+    Foreign keys are off while it runs (SQLite's way to rebuild a table that
+    others reference: a DROP would count every child row as a violation) and
+    checked before the commit, so a migration still cannot leave an orphan."""
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        _migrate_unchecked(conn)
+    finally:
+        conn.execute("PRAGMA foreign_keys=ON")
+
+
+def _migrate_unchecked(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(
@@ -835,6 +1153,9 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                 (version, _now().isoformat()),
             )
+        orphans = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if orphans:
+            raise StoreError(f"migration would leave rows without their parent: {orphans[:3]}")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

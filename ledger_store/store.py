@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from sportsbook_core.ledger import LedgerEntry
+from sportsbook_core.results import SettlementInstruction
 
 BETS_TOPIC = "sportsbook.bets"
 
@@ -89,6 +90,57 @@ class AccountExists(StoreError):
 
 class ReferenceConflict(StoreError):
     """A deposit reference reused with a different amount."""
+
+
+class ResultConflict(StoreError):
+    """A settlement instruction whose (market, version) was recorded with other content."""
+
+
+class SettleOutcome(StrEnum):
+    """What :meth:`LedgerStore.settle_market` did (docs/SETTLEMENT.md)."""
+
+    SETTLED = "settled"
+    """The market's first result: its bets settled (or still waiting on other legs)."""
+    REPLAYED = "replayed"
+    """This (market, version) was done before, or is older than the result in force:
+    nothing changed."""
+    RESETTLED = "resettled"
+    """A correction (a higher version): earlier settlements reversed and restated."""
+    POST_OFFICIAL_IGNORED = "post_official_ignored"
+    """A post-official change to a settled market: recorded, bets left as they are."""
+    HELD = "held"
+    """The result needs a trader (:meth:`SettlementInstruction.review_reason`): not settled."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettledBet:
+    """One bet that settlement changed: what the service tells the account.
+
+    ``reason``: the BALANCE event's reason (``SETTLEMENT``, ``CORRECTION``,
+    ``REJECTED`` for a PENDING bet refused because its market was settled);
+    ``moved``: a ledger entry was written (a loser's settlement moves no money, so
+    it has a BET event but no BALANCE event)."""
+
+    account_id: str
+    bet_id: str
+    receipt: Receipt
+    balance_after: int
+    reason: str
+    moved: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SettleReport:
+    market_id: str
+    version: int
+    outcome: SettleOutcome
+    bets_settled: int = 0
+    """Bets written by this call (settled, voided, resettled or rejected)."""
+    bets_open: int = 0
+    """Bets on the market left open: another leg's market has no result yet (B05)."""
+    changed: tuple[SettledBet, ...] = ()
+    """The bets written, unless ``on_chunk`` took them as they were committed."""
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +337,48 @@ class LedgerStore(Protocol):
 
     async def audit(self) -> list[str]:
         """Accounts whose stored balance differs from the SUM of their entries or is
-        negative, and bets whose STAKE entry is missing; [] when consistent."""
+        negative without a CORRECTION behind it (a corrected settlement may leave a
+        balance below zero: docs/SETTLEMENT.md), and bets whose STAKE entry is
+        missing; [] when consistent."""
+        ...
+
+    async def settle_market(
+        self,
+        instruction: SettlementInstruction,
+        *,
+        chunk_size: int | None = None,
+        on_chunk: Callable[[Sequence[SettledBet]], None] | None = None,
+    ) -> SettleReport:
+        """Records the instruction (idempotent per (market, version)) and settles
+        every bet with a leg on the market whose legs all have results, in durable
+        transactions of ``chunk_size`` bets (restartable: a run cut short is finished
+        by running it again; every bet is settled once per result version).
+        ``on_chunk`` gets each committed chunk's bets (then the report's ``changed``
+        is empty). :class:`ResultConflict` for a known (market, version) with other
+        content. See docs/SETTLEMENT.md for corrections and post-official results."""
+        ...
+
+    async def market_result(
+        self, market_id: str, *, effective: bool = True
+    ) -> SettlementInstruction | None:
+        """The result in force (the highest version that settled), or with
+        ``effective=False`` the highest version recorded (post-official ones too)."""
+        ...
+
+    async def book_totals(self, market_id: str | None = None) -> dict[str, tuple[int, int]]:
+        """marketId → (staked, returned), exact minor units, over bets that were
+        written (REJECTED-after-delay bets count their stake and refund). A bet counts
+        once, under the lowest marketId of its legs. ``returned`` is RETURN + REFUND +
+        CORRECTION entries; the book's P&L is staked − returned."""
+        ...
+
+    async def correct_bet_stake(
+        self, bet_id: str, stake_per_line: int, reference: str
+    ) -> SettledBet | None:
+        """Restates a bet booked at the wrong stake (FIELD_CASES B04(c)): a CORRECTION
+        of the stake difference and, if it was settled, its return reversed and
+        restated at the new stake. Idempotent per ``reference``; None for an unknown
+        bet. ValueError for a stake that is not smaller than the booked one."""
         ...
 
     async def close(self) -> None:

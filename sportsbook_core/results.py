@@ -307,7 +307,9 @@ def _settle_leg(
         winners=instruction.number_of_winners,
         runners=instruction.runners_count if instruction.each_way is not None else None,
     )
-    return _Leg(outcome, reduced, _shown(outcome, price, reduced))
+    places = instruction.each_way.places if instruction.each_way is not None else None
+    paying = places if result is LegResult.PLACE else instruction.number_of_winners
+    return _Leg(outcome, reduced, _shown(outcome, paying, price, reduced))
 
 
 def _withdrawals(removed: Sequence[RunnerResult]) -> list[Withdrawal]:
@@ -331,10 +333,11 @@ def exchange_reduced_price(price: Price, removed: Sequence[RunnerResult]) -> Pri
     return Price(odds)
 
 
-def _shown(outcome: LegOutcome, price: Price, reduced: Price) -> SettledLeg:
+def _shown(outcome: LegOutcome, paying: int | None, price: Price, reduced: Price) -> SettledLeg:
+    """The leg as the receipt shows it; a placed leg's dead heat is over the place terms."""
     heat: Fraction | None = None
     if outcome.dead_heat is not None:
-        heat = dead_heat_factor(outcome.dead_heat, outcome.winners)
+        heat = dead_heat_factor(outcome.dead_heat, paying)
         heat = None if heat == 1 else heat
     reduction: Fraction | None = None
     if outcome.rule4:

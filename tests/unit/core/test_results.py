@@ -244,3 +244,20 @@ def test_unknown_runner_and_duplicate_runner_are_refused() -> None:
     with pytest.raises(InvalidSettlement, match="listed twice"):
         SettlementInstruction("m", 1, (RunnerResult("a", W), RunnerResult("a", L)), T_OFF)
     assert LegResult.WIN.value == "WIN"
+
+
+def test_b04d_each_way_dead_heat_for_third_shows_the_place_terms_factor() -> None:
+    """B04(d): 10 EW at 8.0 (7/1), 1/4 odds, 3 places, dead heat for 3rd with one other:
+    win part 0, place 5 × (1 + 7/4) = 13.75; the leg shows deadHeatFactor 1/2."""
+    tie = DeadHeat(position=3, tied=2)
+    results = result(
+        RunnerResult("h", PL, tie),
+        RunnerResult("t", PL, tie),
+        RunnerResult("w", W),
+        RunnerResult("s", PL),
+        *(RunnerResult(f"x{i}", L) for i in range(5)),
+        each_way=EachWayTerms(3, Fraction(1, 4)),
+    )
+    settled = settle_slip(single("h", "8.0", 1000, ew=True), T0, results)
+    assert settled is not None and settled.amount == 1375
+    assert settled.legs[0].to_wire() == {"result": "PLACE", "deadHeatFactor": "1/2"}
