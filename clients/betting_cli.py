@@ -232,3 +232,72 @@ def pounds(minor: int | None) -> str:
 
 def dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+
+
+# --- settle (trader) -------------------------------------------------------------------
+
+
+def _dead_heat(text: str) -> tuple[str, int]:
+    """``SEL:TIED`` → (selectionId, number tied ≥ 2)."""
+    selection, _, tied = text.rpartition(":")
+    if not selection or not tied.isascii() or not tied.isdigit() or not 2 <= int(tied) <= 100:
+        raise argparse.ArgumentTypeError(
+            f"expected SELECTION:TIED with TIED from 2 to 100, got {text!r}"
+        )
+    return selection, int(tied)
+
+
+def add_settle_command(
+    commands: Any, common_client: Callable[[argparse.ArgumentParser], None]
+) -> argparse.ArgumentParser:
+    settle = commands.add_parser(
+        "settle", help="settle a market (trader accounts): runners not named lose"
+    )
+    common_client(settle)
+    settle.add_argument("market_id", metavar="MARKET")
+    settle.add_argument("--winner", action="append", default=[], metavar="SEL", dest="winners")
+    settle.add_argument("--placed", action="append", default=[], metavar="SEL")
+    settle.add_argument("--removed", action="append", default=[], metavar="SEL")
+    settle.add_argument(
+        "--dead-heat",
+        action="append",
+        default=[],
+        type=_dead_heat,
+        metavar="SEL:TIED",
+        help="SEL tied with TIED runners in all (a winner: for 1st; placed: the last place)",
+    )
+    settle.add_argument(
+        "--version", type=int, default=None, help="result version (default: the next one)"
+    )
+    settle.add_argument(
+        "--post-official",
+        action="store_true",
+        help="a change after the result was official: recorded, settled bets stand",
+    )
+    return settle
+
+
+async def run_settle(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.winners and not args.placed and not args.removed:
+        raise BetCliError("name at least one --winner, --placed or --removed runner")
+    body: dict[str, Any] = {
+        "marketId": args.market_id,
+        "winners": args.winners,
+        "placed": args.placed,
+        "removed": args.removed,
+        "deadHeat": dict(args.dead_heat),
+        "postOfficial": args.post_official,
+    }
+    if args.version is not None:
+        body["version"] = args.version
+    async with SportsbookClient.connect(args.url, args.token) as client:
+        return dict(await client.request("trader.settle", body))
+
+
+def describe_settlement(report: Mapping[str, Any]) -> str:
+    """One line: what the settlement did."""
+    head = f"{report['outcome'].upper()} {report['marketId']} v{report['version']}"
+    line = f"{head}: {report['betsSettled']} bets settled, {report['betsOpen']} still open"
+    if report.get("detail"):
+        line += f" ({report['detail']})"
+    return line

@@ -21,14 +21,17 @@ import orjson
 from clients.betting_cli import (
     BetCliError,
     add_commands,
+    add_settle_command,
     database_option,
     describe_receipt,
+    describe_settlement,
     dumps,
     run_account_create,
     run_account_deposit,
     run_account_show,
     run_bet,
     run_bets,
+    run_settle,
 )
 from clients.book_view import BookView
 from clients.client import (
@@ -39,9 +42,17 @@ from clients.client import (
     check_url,
 )
 from clients.odds_table import render_market, render_status
+from clients.replay_cli import add_replay_command, run_replay
 from clients.shared_data import demo_recordings
 from rsocket_server import logs
-from rsocket_server.app import DEMO_ACCOUNTS, FeedRunner, ServerConfig, SportsbookServer
+from rsocket_server.app import (
+    DEMO_ACCOUNTS,
+    DEMO_TRADER,
+    FeedRunner,
+    ServerConfig,
+    SportsbookServer,
+    default_web_root,
+)
 from rsocket_server.workers import WorkerFailed, exit_with_supervisor, supervise
 from sportsbook_core.odds_formats import OddsFormat
 from streams.feed_process import (
@@ -53,6 +64,7 @@ from streams.feed_process import (
     run_feed_replay,
 )
 from streams.kafka_bus import PRICES_TOPIC, KafkaBusError
+from streams.results import RESULTS_TOPIC
 from streams.simulator import SimulatorConfig, simulate
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -256,7 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds (> 0) without KEEPALIVE before a connection is closed",
     )
-    serve.add_argument("--web-root", type=Path, default=None)
+    serve.add_argument(
+        "--web-root",
+        type=Path,
+        default=None,
+        help="the web app to serve at / (default: clients/web/dist when built by `make web`)",
+    )
     serve.add_argument("--no-uvloop", action="store_true")
     serve.add_argument("--progress", action="store_true", help="show replay progress")
     _kafka_options(serve, required=False)
@@ -300,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="play every recording side by side from the start (default: one calendar timeline)",
     )
     feed_replay.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    feed_replay.add_argument(
+        "--results-topic",
+        default=RESULTS_TOPIC,
+        help="where closed markets' results go (default %(default)s)",
+    )
+    feed_replay.add_argument("--no-results", action="store_true", help="publish prices only")
 
     events = commands.add_parser("events", help="list events and their markets")
     _common_client(events)
@@ -329,9 +352,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Also after the command (`sportsbook serve --log-level info`, `make run ARGS=…`);
     # SUPPRESS: when absent there, the value given before the command stands.
-    betting = add_commands(commands, _common_client)
+    betting = [
+        *add_commands(commands, _common_client),
+        add_settle_command(commands, _common_client),
+    ]
     database_option(serve)
-    for command in (serve, feed_replay, events, market, odds, *betting):
+    for command in (
+        serve,
+        feed_replay,
+        events,
+        market,
+        odds,
+        add_replay_command(commands),
+        *betting,
+    ):
         _log_level_option(command, argparse.SUPPRESS)
     return parser
 
@@ -350,6 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bet": _bet,
         "bets": _bets,
         "account": _account,
+        "settle": _settle,
+        "replay": run_replay,
     }
     try:
         if args.command == "serve" and not args.no_uvloop:
@@ -425,7 +461,7 @@ async def _serve(args: argparse.Namespace) -> int:
         loop_replay=not args.once,
         progress=args.progress,
         max_lifetime_s=args.max_lifetime,
-        web_root=args.web_root,
+        web_root=_web_root(args),
         database=args.database,
         ledger_path=args.ledger,
         demo_accounts=True,
@@ -441,6 +477,12 @@ async def _serve(args: argparse.Namespace) -> int:
             f"{'flat out' if config.speed is None else f'{config.speed:g}x'}"
         )
     return await _serve_until_stopped(server, args)
+
+
+def _web_root(args: argparse.Namespace) -> Path | None:
+    """``--web-root``, else the built web app when there is one (else the landing page)."""
+    root: Path | None = args.web_root
+    return root if root is not None else default_web_root()
 
 
 def _serve_files(args: argparse.Namespace) -> list[Path]:
@@ -529,7 +571,7 @@ async def _serve_kafka(args: argparse.Namespace) -> int:
         tcp_port=args.tcp_port,
         http_port=args.http_port,
         max_lifetime_s=args.max_lifetime,
-        web_root=args.web_root,
+        web_root=_web_root(args),
         kafka=args.kafka,
         kafka_topic=args.topic,
         feed_silence_s=args.feed_silence,
@@ -578,6 +620,13 @@ def _print_addresses(host: str, tcp_port: int, http_port: int, *, betting: bool)
     if betting:
         tokens = "  ".join(f"{a}: {t}" for a, t in DEMO_ACCOUNTS)
         _out(f"  accounts:  {tokens}")
+        # On stderr: stdout's banner lines are a stable contract (tests, scripts).
+        print(
+            f"  trader:    {DEMO_TRADER[0]}: {DEMO_TRADER[1]}   .venv/bin/sportsbook settle "
+            f"<marketId> --winner <selectionId> --token {DEMO_TRADER[1]}{url}",
+            file=sys.stderr,
+            flush=True,
+        )
         _out(
             f"  bet:       .venv/bin/sportsbook bet --token {DEMO_ACCOUNTS[0][1]} --market "
             f"<marketId> --selection <selectionId> --stake 500{url}"
@@ -601,6 +650,7 @@ async def _feed(args: argparse.Namespace) -> int:
         loop=args.loop,
         progress=not args.quiet,
         concurrent=args.concurrent,
+        results_topic=None if args.no_results else args.results_topic,
     )
     try:
         result = await run_feed_replay(config)
@@ -646,6 +696,13 @@ async def _bet(args: argparse.Namespace) -> int:
     receipt = await run_bet(args)
     _out(describe_receipt(receipt))
     return 0 if receipt["status"] != "REJECTED" else 4
+
+
+async def _settle(args: argparse.Namespace) -> int:
+    """Exit 0 when settled, resettled, replayed or recorded; 4 when held for a trader."""
+    report = await run_settle(args)
+    _out(describe_settlement(report))
+    return 4 if report["outcome"] == "held" else 0
 
 
 async def _bets(args: argparse.Namespace) -> int:

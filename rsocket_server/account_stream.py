@@ -145,14 +145,28 @@ class AccountEvents:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def bet(self, account_id: str, receipt: dict[str, Any]) -> None:
+    def bet(
+        self,
+        account_id: str,
+        receipt: dict[str, Any],
+        *,
+        balance: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """A BET event (and the open-bet bookkeeping for MARKET events), then a BALANCE.
+
+        Without ``reason`` (a placement or its resolution) the BALANCE is the
+        receipt's ``balanceAfter`` with reason ``BET``; with one (settlement:
+        ``SETTLEMENT``, ``CORRECTION``, ``REJECTED``) it is ``balance``, and none when
+        ``balance`` is None (a settled loser moves no money)."""
         self.open_markets.bet(account_id, receipt)
         if account_id not in self._subscribers:  # nobody listens: no events to encode
             return
         self.publish(account_id, {"kind": "BET", "bet": receipt})
-        balance = receipt.get("balanceAfter")
+        if reason is None:
+            balance, reason = receipt.get("balanceAfter"), "BET"
         if receipt.get("betId") is not None and balance is not None:
-            self.balance(account_id, balance, receipt["currency"], "BET", receipt["betId"])
+            self.balance(account_id, balance, receipt["currency"], reason, receipt["betId"])
 
     def balance(
         self, account_id: str, balance: int, currency: str, reason: str, bet_id: str | None = None

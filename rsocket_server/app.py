@@ -23,6 +23,7 @@ from rsocket_server.account_stream import AccountEvents
 from rsocket_server.auth import LedgerTokens, StaticTokens, TokenDirectory, token_hash
 from rsocket_server.betting import BettingConfig, BettingServices, PlacementService
 from rsocket_server.handler import SportsbookHandler
+from rsocket_server.settlement import SettlementService
 from rsocket_server.transport_guard import (
     DEFAULT_MAX_LIFETIME_S,
     LIVE_SESSIONS,
@@ -36,6 +37,7 @@ from streams.kafka_bus import PRICES_TOPIC, KafkaPriceBus, KafkaSettings
 from streams.odds_hub import HEARTBEAT_INTERVAL_S, OddsHub
 from streams.outbox_relay import OutboxRelay
 from streams.replay import replay
+from streams.results import InProcessResultsChannel, KafkaResultsSource, ResultsFeed
 
 log = logging.getLogger("sportsbook.server")
 
@@ -46,6 +48,15 @@ LISTEN_BACKLOG = 4096
 # A paced demo loop holds each finished recording this long before relisting it,
 # so that a race is seen CLOSED with its result before it reopens.
 DEMO_PASS_PAUSE_S = 5.0
+
+
+# The web front end as `make web` builds it (clients/web, issue #6).
+WEB_DIST = Path(__file__).resolve().parent.parent / "clients" / "web" / "dist"
+
+
+def default_web_root() -> Path | None:
+    """The built web app (clients/web/dist) when it has an index.html, else None."""
+    return WEB_DIST if (WEB_DIST / "index.html").is_file() else None
 
 
 @dataclass
@@ -99,6 +110,7 @@ class SportsbookServer:
         self.tcp_port = config.tcp_port
         self.http_port = config.http_port
         self.feed_error: str | None = None
+        self.results: InProcessResultsChannel | KafkaResultsSource | None = None
 
     @staticmethod
     def _default_bus(config: ServerConfig) -> PriceBus:
@@ -119,7 +131,9 @@ class SportsbookServer:
         if feed is None and self.config.replay_files:
             feed = self._replay_feed
         if feed is not None:
-            task = asyncio.create_task(feed(self.bus.publish), name="feed")
+            results = self.results if isinstance(self.results, InProcessResultsChannel) else None
+            sink = self.bus.publish if results is None else ResultsFeed(self.bus.publish, results)
+            task = asyncio.create_task(feed(sink), name="feed")
             task.add_done_callback(self._feed_ended)
             self._tasks.append(task)
         self._tcp = await asyncio.start_server(
@@ -156,7 +170,13 @@ class SportsbookServer:
         events = AccountEvents(store=store, hub=self.hub)  # MARKET events: open bets × hub
         events.start()
         placement = PlacementService(self.hub, store, config.betting, on_receipt=events.bet)
-        self.betting = BettingServices(placement, store, events)
+        settlement = SettlementService(self.hub, store, events)
+        self.betting = BettingServices(placement, store, events, settlement)
+        # Results (docs/RESULTS.md): the in-process feed's, or sportsbook.results, settled here.
+        self.results = (
+            InProcessResultsChannel() if config.kafka is None else KafkaResultsSource(config.kafka)
+        )
+        self._tasks.append(asyncio.create_task(self.results.run(settlement.settle), name="results"))
         self.tokens = LedgerTokens(store, config.tokens)
         if config.demo_accounts:
             await seed_demo_accounts(store)
@@ -335,6 +355,8 @@ class SportsbookServer:
             "Sportsbook server. RSocket over WebSocket at /rsocket, TCP on port "
             f"{self.tcp_port}. Try: sportsbook events --url ws://{self.config.host}:"
             f"{self.http_port}/rsocket\n"
+            "The web app is not built here: `make web` builds it (needs Node.js and npm), "
+            "or pass --web-root DIR.\n"
         )
         return web.Response(text=text)
 
@@ -342,11 +364,17 @@ class SportsbookServer:
 # Demo accounts for `make run` (well-known tokens: a demo, never production).
 DEMO_ACCOUNTS = (("demo-alice", "demo-alice-token"), ("demo-bob", "demo-bob-token"))
 DEMO_DEPOSIT = 100_000  # £1,000.00
+# A demo trader: may settle markets (`sportsbook settle`, route trader.settle); no money.
+DEMO_TRADER = ("demo-trader", "demo-trader-token")
 
 
 async def seed_demo_accounts(store: LedgerStore) -> None:
-    """Create the demo accounts once and fund each once (idempotent per reference)."""
+    """Create the demo accounts once and fund each once (idempotent per reference),
+    and the demo trader (limits ``{"trader": true}``)."""
     for account_id, token in DEMO_ACCOUNTS:
         with contextlib.suppress(AccountExists):
             await store.create_account(account_id, "GBP", token_hash(token), {})
         await store.deposit(account_id, DEMO_DEPOSIT, "demo-seed")
+    trader_id, trader_token = DEMO_TRADER
+    with contextlib.suppress(AccountExists):
+        await store.create_account(trader_id, "GBP", token_hash(trader_token), {"trader": True})

@@ -165,6 +165,8 @@ class BettingServices:
     placement: PlacementService
     store: LedgerStore
     events: AccountEvents
+    settlement: Any = None
+    """The :class:`rsocket_server.settlement.SettlementService` (``trader.settle``)."""
 
 
 class PlacementService:
@@ -419,6 +421,7 @@ class PlacementService:
                 status=status.value,
                 currency=currency,
                 balance_after=balance,
+                max_payout=limits.max_payout,
             ),
         )
 
@@ -453,6 +456,7 @@ class PlacementService:
                 status="ACCEPTED",
                 currency=currency,
                 balance_after=pending["balanceAfter"],
+                max_payout=limits.max_payout,
             )
         else:
             receipt = rejected_receipt(
@@ -558,8 +562,11 @@ def accepted_receipt(
     status: str,
     currency: str,
     balance_after: int | None,
+    max_payout: int | None = None,
 ) -> dict[str, Any]:
-    return {
+    """An accepted (or PENDING) bet's receipt. ``maxPayout`` (an extension): the payout
+    cap in force at acceptance, which settlement pays at most (FIELD_CASES B14)."""
+    receipt = {
         "betId": bet_id,
         **_slip_fields(slip),
         "status": status,
@@ -583,6 +590,9 @@ def accepted_receipt(
         "balanceAfter": balance_after,
         "settlement": None,
     }
+    if max_payout is not None:
+        receipt["maxPayout"] = max_payout
+    return receipt
 
 
 def rejected_receipt(

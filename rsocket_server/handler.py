@@ -21,6 +21,7 @@ from rsocket_server.betting import BettingServices, Permit
 from rsocket_server.catalog import events_response
 from rsocket_server.metadata import COMPOSITE, JSON, bearer_token_of, route_of
 from rsocket_server.odds_stream import OddsStreamPublisher
+from rsocket_server.settlement import trader_settle
 from rsocket_server.transport_guard import DEFAULT_LEASE, LeaseTerms
 from schemas.bets import PlaceBetRequest, decode_bet_id, decode_bets_list, decode_place_bet
 from schemas.errors import ApiError, ErrorCode
@@ -333,6 +334,13 @@ async def _account_get(handler: SportsbookHandler, payload: Payload) -> bytes:
     )
 
 
+async def _trader_settle(handler: SportsbookHandler, payload: Payload) -> bytes:
+    services, account_id = handler.services(), handler.account_id()
+    if services.settlement is None:
+        raise ApiError(ErrorCode.UNAVAILABLE, "settlement is not enabled on this server")
+    return await trader_settle(services.settlement, account_id, payload.data)
+
+
 RESPONSE_ROUTES: dict[str, Responder] = {
     "catalog.events": _catalog_events,
     "catalog.market": _catalog_market,
@@ -340,4 +348,5 @@ RESPONSE_ROUTES: dict[str, Responder] = {
     "bets.get": _bets_get,
     "bets.list": _bets_list,
     "account.get": _account_get,
+    "trader.settle": _trader_settle,
 }

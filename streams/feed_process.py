@@ -4,6 +4,10 @@ It first checks that every file is a Betfair stream recording (so a wrong file
 publishes nothing), reads the topic back (adopting every market's newest book,
 so seqs continue where the bus left them), then replays the recordings into
 the bus and waits until the broker has acknowledged every record.
+
+Results: each market that closes with a result is also published, once (and
+once per correction), to ``sportsbook.results`` (:mod:`streams.results`),
+after its closing price change; ``results_topic=None`` turns that off.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from sportsbook_core.changes import FeedStatus, MarketChange
 from streams.bus import BusItem
 from streams.kafka_bus import KafkaPriceBus, KafkaSettings
 from streams.replay import RecordingError, replay
+from streams.results import RESULTS_TOPIC, KafkaResultsPublisher, ResultsFeed
 
 log = logging.getLogger("sportsbook.feed")
 
@@ -50,6 +55,7 @@ class FeedReplayConfig:
     loop: bool = False
     progress: bool = True
     concurrent: bool = False
+    results_topic: str | None = RESULTS_TOPIC
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,7 @@ class FeedReplayResult:
     rejected: int
     producer_restarts: int
     seconds: float
+    results: int = 0
 
 
 class NotARecording(ValueError):
@@ -238,13 +245,18 @@ async def run_feed_replay(
     check_recordings(config.files)
     progress = progress or FeedProgress(config.progress)
     bus = KafkaPriceBus(KafkaSettings(config.kafka, config.topic, client_id="sportsbook-feed"))
+    results = None
+    if config.results_topic is not None:
+        results = KafkaResultsPublisher(config.kafka, config.results_topic)
     try:
         await bus.start()
         adopted = await _rebuild(bus, progress)
         await bus.start_publisher()
+        if results is not None:
+            await results.start()
         counter = _Counter(bus)
         try:
-            await _replay(config, counter, progress)
+            await _replay(config, counter, progress, results)
         except (RecordingError, ExceptionGroup) as error:
             broken = _recording_error(error)
             if broken is None:
@@ -258,10 +270,13 @@ async def run_feed_replay(
             bus.rejected_changes,
             bus.producer_restarts,
             round(time.monotonic() - started, 3),
+            0 if results is None else results.published,
         )
     finally:
         progress.end()
         await bus.close()
+        if results is not None:
+            await results.close()
 
 
 def _recording_error(error: Exception) -> RecordingError | None:
@@ -287,13 +302,19 @@ async def _rebuild(bus: KafkaPriceBus, progress: FeedProgress) -> int:
     return adopted
 
 
-async def _replay(config: FeedReplayConfig, counter: _Counter, progress: FeedProgress) -> None:
+async def _replay(
+    config: FeedReplayConfig,
+    counter: _Counter,
+    progress: FeedProgress,
+    results: KafkaResultsPublisher | None = None,
+) -> None:
     reporter = asyncio.create_task(_report(progress, counter)) if progress.enabled else None
     heartbeat = asyncio.create_task(counter.heartbeat())
+    sink = counter.publish if results is None else ResultsFeed(counter.publish, results)
     try:
         await replay(
             list(config.files),
-            counter.publish,
+            sink,
             speed=config.speed,
             loop=config.loop,
             concurrent=config.concurrent,

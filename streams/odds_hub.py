@@ -19,7 +19,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import orjson
@@ -374,6 +374,25 @@ class OddsHub:
                 parked.append(sub.id)
         for sub_id in parked:  # lazily parked (see _disarm); _arm puts it back
             del market.armed[sub_id]
+
+    def mark_settled(self, market_id: str, at_ms: int = 0) -> bool:
+        """Settlement (issue #5), not the feed, ends a market: CLOSED first if need be, then
+        SETTLED, applied here as the market's own changes (subscribers get the status
+        delta, account.stream its MARKET event). False for an unknown market.
+
+        The change is remembered at the hub's current position, so a subscriber that
+        resumes from the clk it had before is sent it again rather than missing it."""
+        market = self._markets.get(market_id)
+        if market is None:
+            return False
+        for status in (MarketStatus.CLOSED, MarketStatus.SETTLED):
+            definition = market.book.definition
+            if definition.status in (status, MarketStatus.SETTLED):
+                continue
+            change = MarketChange(market_id, at_ms, replace(definition, status=status))
+            self._apply_change(self.position, change)
+        self._flush_dirty()
+        return market.book.status is MarketStatus.SETTLED
 
     def _status_changed(self, market_id: str, status: MarketStatus) -> None:
         for listener in self.status_listeners:
