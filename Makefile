@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test install lint typecheck unit bench clean
+.PHONY: run test install lint typecheck unit bench clean web web-test chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (PYTHON=$(PYTHON))")'
@@ -18,7 +18,47 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
+	@$(MAKE) --no-print-directory web || echo "make run: the web app did not build; / shows the server's landing page instead"
 	$(BIN)/sportsbook serve $(ARGS)
+
+# The React web app (clients/web, docs/WEB.md): `npm ci` when the lockfile changed,
+# `npm run build` (tsc + vite) when a source changed; the server serves clients/web/dist
+# at /. Without npm this warns and does nothing (the server shows its landing page).
+WEB := clients/web
+WEB_MODULES := $(WEB)/node_modules/.package-lock.json
+WEB_STAMP := $(WEB)/dist/.built
+WEB_SOURCES := $(WEB)/package.json $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json \
+	$(shell find $(WEB)/src -type f 2>/dev/null)
+
+web:
+	@if command -v npm >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory $(WEB_STAMP); \
+	else \
+	  echo "make web: npm not found: the web app is not built (install Node.js 20.19+ with npm); the server shows its landing page at /"; \
+	fi
+
+$(WEB_MODULES): $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund
+	@touch $@
+
+$(WEB_STAMP): $(WEB_MODULES) $(WEB_SOURCES)
+	cd $(WEB) && npm run build
+	@touch $@
+
+# Debian's Chromium for the browser tests (tests/browser); never a downloaded browser.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "make test: installing Debian's chromium for the browser tests"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y chromium \
+	    || { $$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y chromium; }; \
+	fi
+
+# The web app's unit tests (vitest); the build it needs for tests/browser.
+web-test: chromium
+	@command -v npm >/dev/null 2>&1 || { echo "make test: npm is required for the web app (Node.js 20.19+ with npm)"; exit 1; }
+	@$(MAKE) --no-print-directory $(WEB_STAMP)
+	cd $(WEB) && npx vitest run
 
 lint: install
 	$(BIN)/ruff check .
@@ -36,7 +76,7 @@ unit: install
 # left running). Exits with pytest's status.
 KAFKA_SH := infra/kafka/kafka.sh
 PG_SH := infra/postgres/pg.sh
-test: install lint typecheck
+test: install lint typecheck web-test
 	@started=0; pg_started=0; kafka="127.0.0.1:$${KAFKA_PORT:-19092}"; \
 	trap 'rc=$$?; trap "" INT TERM; \
 	  if [[ $$started == 1 ]]; then $(KAFKA_SH) stop || true; fi; \
