@@ -348,3 +348,17 @@ FOR EACH ROW WHEN (NEW.balance < 0) EXECUTE FUNCTION accounts_negative_only_by_e
         ),
     ),
 )
+
+
+# --- 3: settlement re-runs (issue #5) ---------------------------------------------------
+#
+# * ``market_results.swept_seq``: the highest bet ``seq`` when the last run of this
+#   (market, version) began. Running a completed instruction again settles the bets
+#   placed on the market since (a market that re-opens, takes bets and closes with the
+#   same result: the replayed demo); when there is none, one range probe of ``bets``
+#   by ``seq`` (its primary key) says so. NULL (a run completed before this migration):
+#   every open bet on the market counts.
+
+SQLITE += ((3, ("ALTER TABLE market_results ADD COLUMN swept_seq INTEGER",)),)
+
+POSTGRES += ((3, ("ALTER TABLE market_results ADD COLUMN swept_seq bigint",)),)

@@ -36,9 +36,11 @@ import orjson
 from ledger_store import migrations
 from ledger_store.settling import (
     SETTLEABLE,
+    Begun,
     BetWrite,
     Chunk,
     OpenBet,
+    SettleCache,
     apply_balances,
     begin_outcome,
     bet_markets,
@@ -48,6 +50,7 @@ from ledger_store.settling import (
     outbox_payload,
     plan_bet,
     plan_stake_correction,
+    rerun_begun,
     run_chunks,
     settled_rows,
 )
@@ -522,34 +525,43 @@ class PostgresLedgerStore:
         if held is not None:
             return held
         market_id, version = instruction.market_id, instruction.version
-        outcome = await self._settle_begin(instruction)
-        if outcome in (SettleOutcome.REPLAYED, SettleOutcome.POST_OFFICIAL_IGNORED):
-            return SettleReport(market_id, version, outcome)
+        begun = await self._settle_begin(instruction)
+        if begun.after is None:
+            return SettleReport(market_id, version, begun.outcome)
+        cache = SettleCache()
 
         async def chunk(after: str, size: int) -> Chunk:
             self._check_open()
-            return await self._settle_chunk(instruction, after, size)
+            return await self._settle_chunk(instruction, after, size, cache)
 
         async def finish() -> None:
             await self._pool.execute(
-                "UPDATE market_results SET completed_at = $3 WHERE market_id = $1"
-                " AND version = $2 AND completed_at IS NULL",
+                "UPDATE market_results SET completed_at = COALESCE(completed_at, $3),"
+                " swept_seq = GREATEST(COALESCE(swept_seq, -1), $4::bigint)"
+                " WHERE market_id = $1 AND version = $2",
                 market_id,
                 version,
                 _now(),
+                begun.mark,
             )
 
         return await run_chunks(
-            instruction, outcome, chunk, finish, chunk_size=chunk_size, on_chunk=on_chunk
+            instruction,
+            begun.outcome,
+            chunk,
+            finish,
+            chunk_size=chunk_size,
+            on_chunk=on_chunk,
+            after=begun.after,
         )
 
-    async def _settle_begin(self, instruction: SettlementInstruction) -> SettleOutcome:
+    async def _settle_begin(self, instruction: SettlementInstruction) -> Begun:
         market_id, version = instruction.market_id, instruction.version
         wire = instruction_to_wire(instruction)
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", market_id)
             row = await conn.fetchrow(
-                "SELECT instruction, completed_at FROM market_results"
+                "SELECT instruction, completed_at, applied, swept_seq FROM market_results"
                 " WHERE market_id = $1 AND version = $2",
                 market_id,
                 version,
@@ -560,14 +572,22 @@ class PostgresLedgerStore:
                 market_id,
                 version,
             )
+            mark = await conn.fetchval("SELECT COALESCE(MAX(seq), 0) FROM bets")
             if row is not None:
                 if row["instruction"] != wire:
                     raise ResultConflict(
                         f"market {market_id} v{version} was recorded with another result"
                     )
                 if row["completed_at"] is not None:
-                    return SettleOutcome.REPLAYED
-                return SettleOutcome.SETTLED if earlier is None else SettleOutcome.RESETTLED
+                    in_force = await conn.fetchval(
+                        "SELECT MAX(version) FROM market_results WHERE market_id = $1 AND applied",
+                        market_id,
+                    )
+                    since = -1 if row["swept_seq"] is None else row["swept_seq"]
+                    newer = await conn.fetchval(_OPEN_BETS_SINCE, since, market_id)
+                    return rerun_begun(row["applied"], in_force, version, newer is not None, mark)
+                outcome = SettleOutcome.SETTLED if earlier is None else SettleOutcome.RESETTLED
+                return Begun(outcome, "", mark)
             newest = await conn.fetchval(
                 "SELECT MAX(version) FROM market_results WHERE market_id = $1 AND applied",
                 market_id,
@@ -585,9 +605,11 @@ class PostgresLedgerStore:
                 now,
                 None if applies else now,
             )
-            return outcome
+            return Begun(outcome, "" if applies else None, mark)
 
-    async def _settle_chunk(self, trigger: SettlementInstruction, after: str, size: int) -> Chunk:
+    async def _settle_chunk(
+        self, trigger: SettlementInstruction, after: str, size: int, cache: SettleCache
+    ) -> Chunk:
         async with self._pool.acquire() as conn, conn.transaction():
             candidates = await conn.fetch(
                 _SETTLE_CANDIDATES,
@@ -613,7 +635,7 @@ class PostgresLedgerStore:
             writes: list[BetWrite] = []
             waiting = 0
             for bet in bets:
-                write = plan_bet(bet, results, trigger, now)
+                write = plan_bet(bet, results, trigger, now, cache)
                 if write is not None:
                     writes.append(write)
                 elif bet.status == BetStatus.ACCEPTED:
@@ -848,12 +870,17 @@ async def _outbox(conn: Any, key: str, payload: Receipt) -> None:
 
 # --- settlement statements ---------------------------------------------------------------
 
-_SETTLE_CANDIDATES = """SELECT DISTINCT b.bet_id, b.account_id
+_SETTLE_CANDIDATES = """SELECT DISTINCT be.bet_id, b.account_id
 FROM bet_exposures be JOIN bets b ON b.bet_id = be.bet_id
 LEFT JOIN bet_results r ON r.bet_id = be.bet_id AND r.market_id = be.market_id
 WHERE be.market_id = $1 AND be.bet_id > $2 AND b.status = ANY($3::text[])
     AND (r.version IS NULL OR r.version < $4)
-ORDER BY b.bet_id LIMIT $5"""
+ORDER BY be.bet_id LIMIT $5"""
+# An open bet on market $2 placed after bet seq $1: a range of the bets' primary key
+# (the bets placed since), each probed in bet_exposures' primary key.
+_OPEN_BETS_SINCE = """SELECT 1 FROM bets b WHERE b.seq > $1 AND b.status IN ('PENDING', 'ACCEPTED')
+    AND EXISTS (SELECT 1 FROM bet_exposures be WHERE be.bet_id = b.bet_id AND be.market_id = $2)
+LIMIT 1"""
 _LOCK_ACCOUNTS = """SELECT account_id, balance FROM accounts
 WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE"""
 _LOCK_BETS = """SELECT bet_id, account_id, status, total_stake, receipt, placed_at FROM bets

@@ -24,6 +24,7 @@ bet's settlement by one result version cannot be written twice.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,11 +38,26 @@ from ledger_store.store import (
     SettleReport,
     bet_event,
 )
-from sportsbook_core.bets import BetLeg, BetSlip, BetType, SystemBet, line_count
+from sportsbook_core.bets import (
+    BetLeg,
+    BetSlip,
+    BetType,
+    InvalidBet,
+    Line,
+    SystemBet,
+    expand_lines,
+    line_count,
+)
 from sportsbook_core.ledger import EntryKind
 from sportsbook_core.prices import Price
-from sportsbook_core.results import BetSettlement, SettlementInstruction, settle_slip
-from sportsbook_core.settlement import InvalidSettlement
+from sportsbook_core.results import (
+    BetSettlement,
+    SettledLeg,
+    SettlementInstruction,
+    settle_leg,
+    settle_slip,
+)
+from sportsbook_core.settlement import InvalidSettlement, leg_factor
 
 log = logging.getLogger("sportsbook.settlement")
 
@@ -112,13 +128,199 @@ def slip_of(receipt: Receipt, total_stake: int) -> BetSlip:
     return BetSlip(slip.request_id, slip.bet_type, slip.system, legs, stake, slip.each_way)
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A bet's settlement with the receipt's pieces made from it (shared by every bet of
+    the same shape: see :class:`SettleCache`)."""
+
+    settlement: BetSettlement
+    legs_wire: tuple[dict[str, Any], ...]
+    """``settlement.legs`` as the receipt shows them (copied into each receipt)."""
+    results: tuple[str, ...]
+    """Each leg's ``result`` value."""
+    status: str
+    """SETTLED, or VOID when every leg is void."""
+
+    @classmethod
+    def of(cls, settlement: BetSettlement) -> Settled:
+        return cls(
+            settlement,
+            tuple(leg.to_wire() for leg in settlement.legs),
+            tuple(leg.result.value for leg in settlement.legs),
+            (BetStatus.VOID if settlement.void else BetStatus.SETTLED).value,
+        )
+
+
+_Ratio = tuple[int, int]
+
+
+class SettleCache:
+    """Identical bets settled once: a bet's settlement is a pure function of its legs
+    (market, selection, price as struck), type, system, each-way, stake per line, payout
+    cap, the results in force for its markets (by version: a (market, version) is
+    recorded once, ``ResultConflict`` otherwise) and, of its struck time, only which of
+    those markets' withdrawals came after it (Rule 4 and the exchange reduction read
+    nothing else of it: :func:`sportsbook_core.results.settle_slip`). That is the key;
+    the value is the settlement of the first bet of the shape. A market of a million
+    bets has a few thousand shapes of single.
+
+    A shape seen for the first time (most multiples are) is settled by
+    :meth:`settle_new`: :func:`settle_slip`'s own steps — each leg by the core's
+    ``settle_leg``, each leg's factor on a win and a place line by
+    :func:`~sportsbook_core.settlement.leg_factor`, the lines by
+    :func:`~sportsbook_core.bets.expand_lines` — with the legs and lines remembered, and
+    ``Σ stake × ∏ factors`` summed as integer ratios, floored once (what ``settle_lines``
+    does with Fractions; tests/unit/ledger_store/test_settle_cache.py checks both agree).
+    Bounded (cleared when full); a receipt that gives no key is settled on its own."""
+
+    __slots__ = ("_by_key", "_factors", "_legs", "_limit", "_lines", "_removals", "hits", "misses")
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._by_key: dict[tuple[Any, ...], Settled] = {}
+        self._removals: dict[tuple[str, int], list[datetime]] = {}
+        self._legs: dict[tuple[Any, ...], tuple[SettledLeg, _Ratio, _Ratio | None]] = {}
+        self._lines: dict[tuple[Any, ...], tuple[Line, ...]] = {}
+        self._factors: dict[tuple[Any, ...], _Ratio] = {}
+        self._limit = limit
+        self.hits = 0
+        self.misses = 0
+
+    def _removal_times(self, instruction: SettlementInstruction) -> list[datetime]:
+        key = (instruction.market_id, instruction.version)
+        times = self._removals.get(key)
+        if times is None:
+            times = sorted(r.removed_at for r in instruction.removals() if r.removed_at)
+            self._removals[key] = times
+        return times
+
+    def key(
+        self, bet: OpenBet, markets: Sequence[str], results: Mapping[str, SettlementInstruction]
+    ) -> tuple[Any, ...] | None:
+        receipt = bet.receipt
+        try:
+            legs = tuple(
+                (leg["marketId"], leg["selectionId"], leg["price"]) for leg in receipt["legs"]
+            )
+            key = (
+                legs,
+                receipt.get("type"),
+                receipt.get("system"),
+                bool(receipt.get("eachWay")),
+                receipt.get("stakePerLine"),
+                bet.total_stake,
+                receipt.get("maxPayout"),
+                tuple(
+                    (
+                        results[m].version,
+                        bisect_right(self._removal_times(results[m]), bet.placed_at),
+                    )
+                    for m in markets
+                ),
+            )
+            hash(key)
+        except (KeyError, TypeError):
+            return None
+        return key
+
+    def settle(
+        self,
+        bet: OpenBet,
+        markets: Sequence[str],
+        results: Mapping[str, SettlementInstruction],
+    ) -> Settled | None:
+        key = self.key(bet, markets, results)
+        if key is not None:
+            found = self._by_key.get(key)
+            if found is not None:
+                self.hits += 1
+                return found
+        self.misses += 1
+        try:
+            settlement = self.settle_new(bet, results)
+        except (InvalidSettlement, ValueError, KeyError) as exc:
+            log.error("bet cannot be settled", extra={"betId": bet.bet_id, "reason": str(exc)})
+            return None
+        settled = Settled.of(settlement)
+        if key is not None:
+            if len(self._by_key) >= self._limit:
+                self._by_key.clear()
+            self._by_key[key] = settled
+        return settled
+
+    def settle_new(
+        self, bet: OpenBet, results: Mapping[str, SettlementInstruction]
+    ) -> BetSettlement:
+        """:func:`settle_slip` for this bet (every leg's market has a result)."""
+        if len(self._legs) >= self._limit or len(self._factors) >= self._limit:
+            self._legs.clear()
+            self._factors.clear()
+        slip = slip_of(bet.receipt, bet.total_stake)
+        legs: list[tuple[SettledLeg, _Ratio, _Ratio | None]] = []
+        for leg in slip.legs:
+            instruction = results[leg.market_id]
+            position = bisect_right(self._removal_times(instruction), bet.placed_at)
+            odds = leg.price.odds
+            leg_key = (
+                leg.market_id,
+                instruction.version,
+                leg.selection_id,
+                odds.numerator,
+                odds.denominator,
+                position,
+            )
+            found = self._legs.get(leg_key)
+            if found is None:
+                found = self._leg(leg.selection_id, leg.price, bet.placed_at, instruction)
+                self._legs[leg_key] = found
+            legs.append(found)
+        shape = (slip.bet_type, slip.system, len(slip.legs), slip.each_way)
+        lines = self._lines.get(shape)
+        if lines is None:
+            try:
+                lines = self._lines[shape] = expand_lines(slip)
+            except InvalidBet as exc:
+                raise InvalidSettlement(str(exc)) from exc
+        num, den = 0, 1
+        for line in lines:
+            ln, ld = 1, 1
+            for i in line.legs:
+                factor = legs[i][2] if line.place else legs[i][1]
+                if factor is None:  # a place line's leg that has no place part
+                    raise InvalidSettlement("a place line needs each-way terms")
+                ln, ld = ln * factor[0], ld * factor[1]
+            num, den = num * ld + ln * den, den * ld
+        amount = slip.stake_per_line * num // den
+        cap = bet.receipt.get("maxPayout")
+        if isinstance(cap, int):
+            amount = min(amount, cap)
+        return BetSettlement(amount=amount, legs=tuple(leg[0] for leg in legs))
+
+    @staticmethod
+    def _leg(
+        selection_id: str, price: Price, struck_at: datetime, instruction: SettlementInstruction
+    ) -> tuple[SettledLeg, _Ratio, _Ratio | None]:
+        """The leg as shown, and its factor on a win line and on a place line (None: a
+        place line cannot hold it; raised only if the bet has one)."""
+        settled = settle_leg(selection_id, price, struck_at, instruction)
+        terms = instruction.each_way
+        win = leg_factor(settled.price, settled.outcome, place=False, terms=terms)
+        try:
+            placed = leg_factor(settled.price, settled.outcome, place=True, terms=terms)
+            place: _Ratio | None = (placed.numerator, placed.denominator)
+        except InvalidSettlement:
+            place = None
+        return settled.shown, (win.numerator, win.denominator), place
+
+
 def plan_bet(
     bet: OpenBet,
     results: Mapping[str, SettlementInstruction],
     trigger: SettlementInstruction,
     now: datetime,
+    cache: SettleCache | None = None,
 ) -> BetWrite | None:
-    """What settling ``bet`` on the results in force means (None: nothing to write)."""
+    """What settling ``bet`` on the results in force means (None: nothing to write).
+    ``cache``: settle bets of the same shape once (:class:`SettleCache`)."""
     if bet.status == BetStatus.PENDING:
         return _reject_pending(bet, now)
     markets = bet_markets(bet.receipt)
@@ -127,12 +329,16 @@ def plan_bet(
     versions = tuple((m, results[m].version) for m in markets)
     if bet.status in (BetStatus.SETTLED, BetStatus.VOID) and dict(versions) == dict(bet.versions):
         return None  # settled on exactly these results already
-    settlement = _settle(bet, results)
-    if settlement is None:
+    if cache is not None:
+        settled = cache.settle(bet, markets, results)
+    else:
+        settlement = _settle(bet, results)
+        settled = None if settlement is None else Settled.of(settlement)
+    if settled is None:
         return None
     if bet.status == BetStatus.ACCEPTED:
-        return _first(bet, settlement, versions, trigger, now)
-    return _again(bet, settlement, versions, trigger, now)
+        return _first(bet, settled, versions, trigger, now)
+    return _again(bet, settled, versions, trigger, now)
 
 
 def _settle(bet: OpenBet, results: Mapping[str, SettlementInstruction]) -> BetSettlement | None:
@@ -152,34 +358,47 @@ def _ref(kind: str, trigger: SettlementInstruction) -> str:
 
 
 def settled_receipt(
-    receipt: Receipt, settlement: BetSettlement, now: datetime, extra: Mapping[str, Any]
+    receipt: Receipt, settlement: BetSettlement | Settled, now: datetime, extra: Mapping[str, Any]
 ) -> Receipt:
     """The receipt with each leg's ``result`` and the ``settlement`` (PROTOCOL.md)."""
+    settled = settlement if isinstance(settlement, Settled) else Settled.of(settlement)
     legs = [
-        {**leg, "result": shown.result.value}
-        for leg, shown in zip(receipt["legs"], settlement.legs, strict=True)
+        {**leg, "result": result}
+        for leg, result in zip(receipt["legs"], settled.results, strict=True)
     ]
     body: dict[str, Any] = {
-        "return": settlement.amount,
-        "settledAt": now_text(now),
-        "legs": [shown.to_wire() for shown in settlement.legs],
+        "return": settled.settlement.amount,
+        "settledAt": _now_text_cached(now),
+        "legs": [dict(shown) for shown in settled.legs_wire],
         **extra,
     }
-    status = BetStatus.VOID if settlement.void else BetStatus.SETTLED
-    return {**receipt, "status": status.value, "legs": legs, "settlement": body}
+    return {**receipt, "status": settled.status, "legs": legs, "settlement": body}
+
+
+_LAST_NOW: list[tuple[datetime, str]] = []
+
+
+def _now_text_cached(now: datetime) -> str:
+    """``now_text(now)``, remembered for the last ``now`` (a chunk's bets share one)."""
+    if _LAST_NOW and _LAST_NOW[0][0] is now:
+        return _LAST_NOW[0][1]
+    text = now_text(now)
+    _LAST_NOW[:] = [(now, text)]
+    return text
 
 
 def _first(
     bet: OpenBet,
-    settlement: BetSettlement,
+    settled: Settled,
     versions: tuple[tuple[str, int], ...],
     trigger: SettlementInstruction,
     now: datetime,
 ) -> BetWrite:
-    receipt = settled_receipt(bet.receipt, settlement, now, {})
+    settlement = settled.settlement
+    receipt = settled_receipt(bet.receipt, settled, now, {})
     entries: tuple[tuple[EntryKind, int, str], ...] = ()
     if settlement.amount > 0:
-        kind = EntryKind.REFUND if settlement.void else EntryKind.RETURN
+        kind = EntryKind.REFUND if settled.status == BetStatus.VOID else EntryKind.RETURN
         entries = ((kind, settlement.amount, _ref("settle", trigger)),)
     status = receipt["status"]
     return BetWrite(bet, status, receipt, entries, versions, True, status, "SETTLEMENT")
@@ -187,20 +406,19 @@ def _first(
 
 def _again(
     bet: OpenBet,
-    settlement: BetSettlement,
+    settled: Settled,
     versions: tuple[tuple[str, int], ...],
     trigger: SettlementInstruction,
     now: datetime,
 ) -> BetWrite:
+    settlement = settled.settlement
     before = bet.receipt.get("settlement") or {}
     previous = int(before.get("return") or 0)
-    same = previous == settlement.amount and before.get("legs") == [
-        leg.to_wire() for leg in settlement.legs
-    ]
+    same = previous == settlement.amount and before.get("legs") == list(settled.legs_wire)
     if same:
         return BetWrite(bet, bet.status, bet.receipt, (), versions, False, "", "", quiet=True)
     extra = {"resettled": True, "previousReturn": previous}
-    receipt = settled_receipt(bet.receipt, settlement, now, extra)
+    receipt = settled_receipt(bet.receipt, settled, now, extra)
     entries: list[tuple[EntryKind, int, str]] = []
     if previous:
         entries.append((EntryKind.CORRECTION, -previous, _ref("reverse", trigger)))
@@ -299,12 +517,14 @@ async def run_chunks(
     *,
     chunk_size: int | None,
     on_chunk: Callable[[Sequence[SettledBet]], None] | None,
+    after: str = "",
 ) -> SettleReport:
-    """Chunks in bet id order until none is left, then marks the result completed."""
+    """Chunks in bet id order (from after ``after``) until none is left, then marks the
+    result completed."""
     size = chunk_size or DEFAULT_CHUNK
     if size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {size}")
-    after, settled, waiting = "", 0, 0
+    settled, waiting = 0, 0
     kept: list[SettledBet] = []
     while True:
         done = await chunk(after, size)
@@ -318,9 +538,32 @@ async def run_chunks(
             break
         after = done.last_bet_id
     await finish()
+    if outcome is SettleOutcome.REPLAYED and settled:
+        outcome = SettleOutcome.SETTLED  # a re-run that found new bets (a sweep)
     return SettleReport(
         instruction.market_id, instruction.version, outcome, settled, waiting, tuple(kept)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Begun:
+    """What recording an instruction decided: the outcome, after which bet id to look
+    at bets (``None``: nothing to do) and the highest bet ``seq`` when it began (the
+    run's mark: a re-run looks for open bets on the market placed after it)."""
+
+    outcome: SettleOutcome
+    after: str | None
+    mark: int = 0
+
+
+def rerun_begun(applied: bool, in_force: int | None, version: int, newer: bool, mark: int) -> Begun:
+    """A completed (market, version) run again: if it is the result in force and bets
+    were placed on the market since its last run began (``newer``: still open), they are
+    settled (the whole market is looked at; those settled are skipped by the chunks'
+    query); else nothing (``replayed``)."""
+    if not applied or (in_force is not None and in_force > version) or not newer:
+        return Begun(SettleOutcome.REPLAYED, None, mark)
+    return Begun(SettleOutcome.REPLAYED, "", mark)
 
 
 def begin_outcome(

@@ -56,9 +56,11 @@ import orjson
 from ledger_store import migrations
 from ledger_store.settling import (
     SETTLEABLE,
+    Begun,
     BetWrite,
     Chunk,
     OpenBet,
+    SettleCache,
     apply_balances,
     begin_outcome,
     bet_markets,
@@ -68,6 +70,7 @@ from ledger_store.settling import (
     outbox_payload,
     plan_bet,
     plan_stake_correction,
+    rerun_begun,
     run_chunks,
     settled_rows,
 )
@@ -632,31 +635,43 @@ class SqliteLedgerStore:
             return held
         wire = _json(instruction_to_wire(instruction))
         market_id, version = instruction.market_id, instruction.version
-        outcome = await self._submit(
+        begun = await self._submit(
             lambda conn: _settle_begin(conn, instruction, wire), refuse_when_full=False
         )
-        if outcome in (SettleOutcome.REPLAYED, SettleOutcome.POST_OFFICIAL_IGNORED):
-            return SettleReport(market_id, version, outcome)
+        if begun.after is None:
+            return SettleReport(market_id, version, begun.outcome)
+        cache = SettleCache()
 
         async def chunk(after: str, size: int) -> Chunk:
             return await self._submit(
-                lambda conn: self._settle_chunk(conn, instruction, after, size),
+                lambda conn: self._settle_chunk(conn, instruction, after, size, cache),
                 refuse_when_full=False,
             )
 
         async def finish() -> None:
             await self._submit(
-                lambda conn: _settle_finish(conn, market_id, version),
+                lambda conn: _settle_finish(conn, market_id, version, begun.mark),
                 refuse_when_full=False,
                 keeps_state=True,
             )
 
         return await run_chunks(
-            instruction, outcome, chunk, finish, chunk_size=chunk_size, on_chunk=on_chunk
+            instruction,
+            begun.outcome,
+            chunk,
+            finish,
+            chunk_size=chunk_size,
+            on_chunk=on_chunk,
+            after=begun.after,
         )
 
     def _settle_chunk(
-        self, conn: sqlite3.Connection, trigger: SettlementInstruction, after: str, size: int
+        self,
+        conn: sqlite3.Connection,
+        trigger: SettlementInstruction,
+        after: str,
+        size: int,
+        cache: SettleCache | None = None,
     ) -> Chunk:
         rows = conn.execute(
             _SETTLE_CANDIDATES,
@@ -685,7 +700,7 @@ class SqliteLedgerStore:
         writes: list[BetWrite] = []
         waiting = 0
         for bet in bets:
-            write = plan_bet(bet, results, trigger, now)
+            write = plan_bet(bet, results, trigger, now, cache)
             if write is not None:
                 writes.append(write)
             elif bet.status == BetStatus.ACCEPTED:
@@ -980,14 +995,19 @@ ORDER BY seq DESC LIMIT ?"""
 
 # Bets with a leg on market ?1 after bet id ?2, open or settled on an older version
 # of it than ?4: a range scan of bet_exposures_by_market, in bet id order.
-_SETTLE_CANDIDATES = """SELECT DISTINCT b.bet_id, b.account_id, b.status, b.total_stake,
+_SETTLE_CANDIDATES = """SELECT DISTINCT be.bet_id, b.account_id, b.status, b.total_stake,
     b.receipt, b.placed_at
 FROM bet_exposures be JOIN bets b ON b.bet_id = be.bet_id
 LEFT JOIN bet_results r ON r.bet_id = be.bet_id AND r.market_id = be.market_id
 WHERE be.market_id = ? AND be.bet_id > ?
     AND b.status IN (SELECT value FROM json_each(?))
     AND (r.version IS NULL OR r.version < ?)
-ORDER BY b.bet_id LIMIT ?"""
+ORDER BY be.bet_id LIMIT ?"""
+# An open bet on market ?2 placed after bet seq ?1: a range of the bets' primary key
+# (the bets placed since), each probed in bet_exposures' primary key.
+_OPEN_BETS_SINCE = """SELECT 1 FROM bets b WHERE b.seq > ? AND b.status IN ('PENDING', 'ACCEPTED')
+    AND EXISTS (SELECT 1 FROM bet_exposures be WHERE be.bet_id = b.bet_id AND be.market_id = ?)
+LIMIT 1"""
 _BET_EXPOSURES_OF = """SELECT be.bet_id, be.market_id, be.selection_id, be.liability
 FROM json_each(?) j JOIN bet_exposures be ON be.bet_id = j.value"""
 _BET_RESULTS_OF = """SELECT r.bet_id, r.market_id, r.version
@@ -1017,25 +1037,33 @@ def _by_bet(rows: Sequence[Sequence[Any]]) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
-def _settle_begin(
-    conn: sqlite3.Connection, instruction: SettlementInstruction, wire: str
-) -> SettleOutcome:
+def _settle_begin(conn: sqlite3.Connection, instruction: SettlementInstruction, wire: str) -> Begun:
     """Records the instruction (once per (market, version)) and says what to do."""
     market_id, version = instruction.market_id, instruction.version
     rows = conn.execute(
-        "SELECT instruction, completed_at FROM market_results WHERE market_id = ? AND version = ?",
+        "SELECT instruction, completed_at, applied, swept_seq FROM market_results"
+        " WHERE market_id = ? AND version = ?",
         (market_id, version),
     ).fetchall()
     (latest,) = conn.execute(
         "SELECT MAX(version) FROM market_results WHERE market_id = ? AND applied AND version < ?",
         (market_id, version),
     ).fetchone()
+    (mark,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM bets").fetchone()
     if rows:
-        if orjson.loads(rows[0][0]) != orjson.loads(wire):
+        text, completed_at, applied, swept_seq = rows[0]
+        if orjson.loads(text) != orjson.loads(wire):
             raise ResultConflict(f"market {market_id} v{version} was recorded with another result")
-        if rows[0][1] is not None:
-            return SettleOutcome.REPLAYED
-        return SettleOutcome.SETTLED if latest is None else SettleOutcome.RESETTLED
+        if completed_at is not None:
+            (in_force,) = conn.execute(
+                "SELECT MAX(version) FROM market_results WHERE market_id = ? AND applied",
+                (market_id,),
+            ).fetchone()
+            since = -1 if swept_seq is None else swept_seq
+            newer = conn.execute(_OPEN_BETS_SINCE, (since, market_id)).fetchall()
+            return rerun_begun(bool(applied), in_force, version, bool(newer), mark)
+        outcome = SettleOutcome.SETTLED if latest is None else SettleOutcome.RESETTLED
+        return Begun(outcome, "", mark)
     (newest,) = conn.execute(
         "SELECT MAX(version) FROM market_results WHERE market_id = ? AND applied", (market_id,)
     ).fetchone()
@@ -1054,14 +1082,14 @@ def _settle_begin(
             None if applies else now,
         ),
     )
-    return outcome
+    return Begun(outcome, "" if applies else None, mark)
 
 
-def _settle_finish(conn: sqlite3.Connection, market_id: str, version: int) -> None:
+def _settle_finish(conn: sqlite3.Connection, market_id: str, version: int, mark: int) -> None:
     conn.execute(
-        "UPDATE market_results SET completed_at = ? WHERE market_id = ? AND version = ?"
-        " AND completed_at IS NULL",
-        (_now().isoformat(), market_id, version),
+        "UPDATE market_results SET completed_at = COALESCE(completed_at, ?),"
+        " swept_seq = MAX(COALESCE(swept_seq, -1), ?) WHERE market_id = ? AND version = ?",
+        (_now().isoformat(), mark, market_id, version),
     )
 
 

@@ -264,7 +264,7 @@ def settle_slip(
         instruction = results.get(leg.market_id)
         if instruction is None:
             return None
-        legs.append(_settle_leg(leg.selection_id, leg.price, struck_at, instruction))
+        legs.append(settle_leg(leg.selection_id, leg.price, struck_at, instruction))
     terms = [results[leg.market_id].each_way for leg in slip.legs]
     priced = BetSlip(
         request_id=slip.request_id,
@@ -284,7 +284,7 @@ def settle_slip(
     return BetSettlement(amount=amount, legs=tuple(leg.shown for leg in legs))
 
 
-def _settle_leg(
+def settle_leg(
     selection_id: str, price: Price, struck_at: datetime, instruction: SettlementInstruction
 ) -> _Leg:
     runner = instruction.runner(selection_id)

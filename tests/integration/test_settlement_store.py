@@ -243,6 +243,49 @@ async def test_settling_the_same_result_twice_changes_nothing(store: LedgerStore
     assert await store.market_result("1.1") == instruction
 
 
+async def test_a_result_run_again_settles_bets_struck_after_the_market_reopened(
+    store: LedgerStore,
+) -> None:
+    """A replayed race reopens, takes a bet and closes with the same result: the feed
+    sends the same (market, version) again and the bets still open are settled by it
+    (1000 at 3.0 pays 3000, RULES.md win single); those already settled are untouched,
+    and a third run with nothing open changes nothing."""
+    acc = await account(store, "A", 5000)
+    first = await place(store, placement(acc, "first", [("1.1", "11", "2")], 1000))
+    instruction = result("1.1", r("11", W), r("12", L))
+    assert (await store.settle_market(instruction)).bets_settled == 1
+    assert await balance(store, acc) == 6000  # 5000 − 1000 + 2000
+    second = await place(store, placement(acc, "second", [("1.1", "11", "3")], 1000))
+    again = await store.settle_market(instruction)
+    assert (again.outcome, again.bets_settled) == (SettleOutcome.SETTLED, 1)
+    assert [b.bet_id for b in again.changed] == [second]
+    assert await balance(store, acc) == 8000  # 6000 − 1000 + 3000
+    kinds = [(k, a, b) for k, a, b in await entries_of(store, acc) if k == "RETURN"]
+    assert sorted(kinds) == sorted([("RETURN", 2000, first), ("RETURN", 3000, second)])
+    third = await store.settle_market(instruction)
+    assert (third.outcome, third.bets_settled) == (SettleOutcome.REPLAYED, 0)
+    assert await balance(store, acc) == 8000
+
+
+async def test_a_superseded_result_run_again_settles_nothing(store: LedgerStore) -> None:
+    """Once v2 corrects v1, v1 arriving again (a late redelivery) must not settle a bet
+    struck since; v2 run again does: 1000 on 12 at 4.0 pays 4000 by v2's result."""
+    acc = await account(store, "A", 5000)
+    await place(store, placement(acc, "w", [("1.1", "11", "2")], 1000))
+    v1 = result("1.1", r("11", W), r("12", L))
+    v2 = result("1.1", r("11", L), r("12", W), version=2)
+    await store.settle_market(v1)
+    await store.settle_market(v2)
+    assert await balance(store, acc) == 4000  # 5000 − 1000, the return reversed
+    late = await place(store, placement(acc, "late", [("1.1", "12", "4")], 1000))
+    stale = await store.settle_market(v1)
+    assert (stale.outcome, stale.bets_settled) == (SettleOutcome.REPLAYED, 0)
+    assert (await receipt(store, acc, late))["status"] == "ACCEPTED"
+    rerun = await store.settle_market(v2)
+    assert (rerun.outcome, rerun.bets_settled) == (SettleOutcome.SETTLED, 1)
+    assert await balance(store, acc) == 7000  # 4000 − 1000 + 4000
+
+
 # --- corrections -----------------------------------------------------------------------
 
 
