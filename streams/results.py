@@ -9,9 +9,12 @@ What the feed yields (docs/RESULTS.md):
   A later CLOSED definition of the same market whose *result* differs (a
   runner's status, a withdrawal's time or reduction factor, the number of
   winners, the each-way terms) is a correction: the next version. The same
-  result again (a repeated definition, a version bump that changes nothing,
-  a replay loop closing the market once more) yields nothing. ``settledAt``
-  is the feed's publish time (``pt``) of the closing message.
+  result again (a repeated definition, a version bump that changes nothing)
+  yields nothing, unless the market reopened in between (a replay loop relists
+  it: ``relist``, or an OPEN/SUSPENDED definition): then it is yielded again
+  with the same version, so that the bets struck since it reopened are settled
+  (the ledger settles a replayed (market, version)'s bets still open).
+  ``settledAt`` is the feed's publish time (``pt``) of the closing message.
 * A result that :meth:`SettlementInstruction.review_reason` holds (more winners
   than paying places and no dead heat stated) is published all the same; the
   settlement service holds it for a trader. The tracker logs it.
@@ -48,6 +51,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -55,9 +59,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from schemas.results import InvalidResult, instruction_from_wire, instruction_to_wire
-from sportsbook_core.catalogue import EachWayTerms, MarketDefinition
+from sportsbook_core.catalogue import EachWayTerms, MarketDefinition, MarketStatus
 from sportsbook_core.changes import MarketChange
-from sportsbook_core.results import SettlementInstruction, instruction_from_definition
+from sportsbook_core.results import (
+    RunnerOutcome,
+    SettlementInstruction,
+    instruction_from_definition,
+)
+from streams.betfair_esa import Recording
 from streams.kafka_publisher import stop_producer
 
 __all__ = [
@@ -106,6 +115,18 @@ def _signature(definition: MarketDefinition) -> _Signature:
 class _Issued:
     signature: _Signature
     version: int
+    reopened: bool = False  # seen OPEN/SUSPENDED (or relisted) since this was issued
+
+
+def _reopens(change: MarketChange) -> bool:
+    """A replay loop relisting the market, or a definition that is not CLOSED."""
+    if change.relist:
+        return True
+    definition = change.definition
+    return definition is not None and definition.status in (
+        MarketStatus.OPEN,
+        MarketStatus.SUSPENDED,
+    )
 
 
 class ResultsTracker:
@@ -123,24 +144,44 @@ class ResultsTracker:
         self._issued: dict[str, _Issued] = {}
         self.issued = 0
         self.corrections = 0
+        self.reissued = 0
 
     def observe(self, item: object) -> SettlementInstruction | None:
-        """The instruction ``item`` brings (a market just closed or its result changed)."""
-        if not isinstance(item, MarketChange) or item.definition is None:
+        """The instruction ``item`` brings (a market just closed, closed again after it
+        reopened, or its result changed)."""
+        if not isinstance(item, MarketChange):
+            return None
+        previous = self._issued.get(item.market_id)
+        if previous is not None and _reopens(item):
+            previous.reopened = True
+        if item.definition is None:
             return None
         definition = item.definition
         settled_at = datetime.fromtimestamp(item.published_at_ms / 1000, UTC)
-        previous = self._issued.get(definition.market_id)
-        version = 1 if previous is None else previous.version + 1
+        signature = _signature(definition)
+        if previous is None:
+            version = 1
+        elif previous.signature == signature:
+            if not previous.reopened:
+                return None  # the same result again: a repeat, nothing new
+            # Reopened (a replay loop relisted it) and closed again with the same result:
+            # the same version again, so that bets struck since it reopened are settled.
+            version = previous.version
+        else:
+            version = previous.version + 1
         instruction = instruction_from_definition(definition, version, settled_at)
         if instruction is None:
             return None
-        signature = _signature(definition)
-        if previous is not None and previous.signature == signature:
-            return None
+        again = previous is not None and version == previous.version
         self._remember(definition.market_id, _Issued(signature, version))
         self.issued += 1
-        if version > 1:
+        if again:
+            self.reissued += 1
+            log.info(
+                "result issued again after the market reopened",
+                extra={"marketId": definition.market_id, "version": version},
+            )
+        elif version > 1:
             self.corrections += 1
             log.warning(
                 "result corrected",
@@ -175,6 +216,84 @@ def results_of(items: Iterable[object]) -> list[SettlementInstruction]:
         if instruction is not None:
             found.append(instruction)
     return found
+
+
+# ------------------------------------------------------------- when a replay yields them
+
+_RESULTED = frozenset({"WINNER", "LOSER", "PLACED", "REMOVED", "REMOVED_VACANT"})
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """When a replayed recording's market first closes with a result (its instruction).
+
+    Seconds are wall-clock seconds from the start of the recording's replay: the
+    demo replays every recording side by side from the start (``concurrent``), each
+    gap ``gap ÷ speed`` capped at ``gap_cap_s``. ``open_s``: how long it is OPEN
+    before that (time to place a bet); ``every_s``: a looped replay closes it again
+    this often (the pass plus the pause between passes), None when not looped.
+    """
+
+    market_id: str
+    label: str
+    closes_at_s: float
+    open_s: float
+    every_s: float | None
+
+
+def _label(definition: dict[str, Any]) -> str:
+    place = definition.get("venue") or definition.get("eventName") or ""
+    kind = definition.get("marketType") or ""
+    return " ".join(part for part in (str(place), str(kind)) if part) or "market"
+
+
+def closing_schedule(
+    paths: Iterable[str | Path],
+    *,
+    speed: float,
+    gap_cap_s: float,
+    pass_pause_s: float | None,
+) -> list[Closing]:
+    """Each recording's markets that close with a result, soonest first.
+
+    Reads the raw messages only (``pt`` and market definitions), so it costs well
+    under a second for the demo set; the pacing is streams.replay's concurrent one.
+    ``pass_pause_s`` None: not looped.
+    """
+    if speed <= 0:
+        raise ValueError("speed must be positive")
+    found: list[Closing] = []
+    for path in paths:
+        wall = 0.0
+        last_pt: int | None = None
+        opened: dict[str, float] = {}  # market → when it was last seen turning OPEN
+        open_s: dict[str, float] = {}
+        closes: dict[str, tuple[str, float, float]] = {}
+        for message in Recording(path):
+            pt = message.get("pt")
+            if isinstance(pt, int):
+                if last_pt is not None:
+                    wall += min(max(pt - last_pt, 0) / 1000 / speed, gap_cap_s)
+                last_pt = pt
+            for change in message.get("mc") or ():
+                definition = change.get("marketDefinition")
+                market_id = change.get("id")
+                if not definition or not isinstance(market_id, str) or market_id in closes:
+                    continue
+                status = definition.get("status")
+                if status == "OPEN":
+                    opened.setdefault(market_id, wall)
+                    continue
+                if market_id in opened:
+                    open_s[market_id] = open_s.get(market_id, 0.0) + wall - opened.pop(market_id)
+                runners = definition.get("runners") or ()
+                statuses = {r.get("status") for r in runners if r.get("status") != "HIDDEN"}
+                resulted = statuses and statuses <= _RESULTED and statuses - {"REMOVED"}
+                if status == "CLOSED" and resulted:
+                    closes[market_id] = (_label(definition), wall, open_s.get(market_id, 0.0))
+        every = None if pass_pause_s is None else wall + pass_pause_s
+        found += [Closing(m, lab, at, o, every) for m, (lab, at, o) in closes.items()]
+    return sorted(found, key=lambda c: (c.closes_at_s, c.market_id))
 
 
 # ------------------------------------------------------------------------ the codec
@@ -229,6 +348,18 @@ class ResultsFeed:
         if instruction is not None:
             await self._results.publish(instruction)
             self.published += 1
+            log.info(
+                "result published",
+                extra={
+                    "marketId": instruction.market_id,
+                    "version": instruction.version,
+                    "winners": [
+                        r.selection_id
+                        for r in instruction.runners
+                        if r.outcome is RunnerOutcome.WINNER
+                    ],
+                },
+            )
 
 
 # ---------------------------------------------------------------- handing to the settler

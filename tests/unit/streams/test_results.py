@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,11 +14,12 @@ from schemas.results import InvalidResult
 from sportsbook_core.catalogue import MarketDefinition, MarketStatus, SelectionStatus
 from sportsbook_core.changes import FeedStatus, MarketChange
 from sportsbook_core.results import RunnerOutcome, SettlementInstruction
-from streams.replay import iter_changes
+from streams.replay import iter_changes, replay
 from streams.results import (
     InProcessResultsChannel,
     ResultsFeed,
     ResultsTracker,
+    closing_schedule,
     decode_instruction,
     encode_instruction,
     results_of,
@@ -90,12 +92,73 @@ def test_a_changed_closed_result_is_a_correction_with_the_next_version() -> None
     assert corrected is not None
     assert corrected.version == 2
     assert outcomes(corrected)["12"] is RunnerOutcome.WINNER
-    # reopened (a relist) and closed again with the corrected result: nothing new
-    assert tracker.observe(change(market_definition())) is None
-    assert tracker.observe(change(closed(("12",)))) is None
+    assert tracker.observe(change(closed(("12",)))) is None  # the correction repeated
     third = tracker.observe(change(closed(("12",), removed={"13": Decimal("20.5")})))
     assert third is not None and third.version == 3
     assert (tracker.corrections, tracker.version_of("1.100")) == (2, 3)
+
+
+def test_a_market_that_reopened_and_closed_again_yields_its_result_again() -> None:
+    """A replay loop: closed (v1), relisted OPEN, closed again with the same result: v1
+    again (bets struck since it reopened get settled); a plain repeat still yields nothing;
+    reopened and closed with another result: the next version."""
+    tracker = ResultsTracker()
+    first = tracker.observe(change(closed(), 1_700_000_000_000))
+    assert first is not None and first.version == 1
+    assert tracker.observe(change(closed(), 1_700_000_001_000)) is None  # a repeat
+    relisted = replace(change(market_definition(), 1_700_000_002_000), relist=True, image=True)
+    assert tracker.observe(relisted) is None  # open: nothing
+    again = tracker.observe(change(closed(), 1_700_000_003_000))
+    assert again is not None
+    assert (again.version, outcomes(again)) == (1, outcomes(first))
+    assert again.settled_at == datetime.fromtimestamp(1_700_000_003, UTC)
+    assert tracker.observe(change(closed(), 1_700_000_004_000)) is None  # a repeat again
+    # reopened by a SUSPENDED definition (no relist flag), closed with the same result
+    suspended = market_definition(status=MarketStatus.SUSPENDED)
+    assert tracker.observe(change(suspended)) is None
+    third = tracker.observe(change(closed()))
+    assert third is not None and third.version == 1
+    # a relist that carries prices only (no definition) also reopens it
+    assert tracker.observe(MarketChange("1.100", 0, None, relist=True, image=True)) is None
+    fourth = tracker.observe(change(closed()))
+    assert fourth is not None and fourth.version == 1
+    # reopened and closed with another result: a correction, the next version
+    assert tracker.observe(change(market_definition())) is None
+    corrected = tracker.observe(change(closed(("12",))))
+    assert corrected is not None and corrected.version == 2
+    assert outcomes(corrected)["12"] is RunnerOutcome.WINNER
+    assert (tracker.issued, tracker.reissued, tracker.corrections) == (5, 3, 1)
+
+
+def test_another_market_reopening_does_not_reissue_this_one() -> None:
+    tracker = ResultsTracker()
+    assert tracker.observe(change(closed(market_id="1.1"))) is not None
+    assert tracker.observe(change(market_definition("1.2"))) is None
+    assert tracker.observe(change(closed(market_id="1.1"))) is None
+
+
+async def test_a_looped_replay_of_a_real_race_yields_its_result_each_pass() -> None:
+    """streams.replay in loop mode (each pass relists the market) through ResultsFeed:
+    the greyhound race (winner 37947503 in the recording) yields v1 on every pass."""
+    found: list[SettlementInstruction] = []
+
+    class Enough(Exception):
+        pass
+
+    class Recorder:
+        async def publish(self, instruction: SettlementInstruction) -> None:
+            found.append(instruction)
+            if len(found) == 3:
+                raise Enough
+
+    feed = ResultsFeed(_ignore, Recorder())
+    with pytest.raises(Enough):
+        await replay([betfair_market("flumine_1.197931750.jsonl")], feed, speed=None, loop=True)
+    assert [(i.market_id, i.version) for i in found] == [("1.197931750", 1)] * 3
+    assert found[0] == found[1] == found[2]  # the same result, the same pt
+    winners = {r.selection_id for r in found[0].runners if r.outcome is RunnerOutcome.WINNER}
+    assert winners == {"37947503"}
+    assert (feed.tracker.issued, feed.tracker.reissued) == (3, 2)
 
 
 def test_a_closed_market_without_results_yields_nothing() -> None:
@@ -252,3 +315,50 @@ async def test_a_failing_settler_is_retried_then_the_result_is_kept_as_unsettled
     ]
     assert channel.delivered == 1
     assert "result not settled" in caplog.text
+
+
+# --- when a replay yields results ----------------------------------------------------------
+
+
+async def test_the_closing_schedule_matches_the_replay_pacing_of_a_real_race(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The greyhound race through streams.replay itself at 30x, concurrent (the demo's
+    pacing), on a virtual clock: the wall second its result leaves the feed, and the
+    length of the pass, are what closing_schedule says (its 157 s quiet gap counts 1 s)."""
+    path = betfair_market("flumine_1.197931750.jsonl")
+    clock = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        clock[0] += max(seconds, 0.0)
+
+    fake_asyncio = SimpleNamespace(sleep=sleep, to_thread=asyncio.to_thread)
+    monkeypatch.setattr("streams.replay.asyncio", fake_asyncio)
+    monkeypatch.setattr("streams.replay.time", SimpleNamespace(monotonic=lambda: clock[0]))
+    closed_at: list[float] = []
+
+    class Recorder:
+        async def publish(self, instruction: SettlementInstruction) -> None:
+            closed_at.append(clock[0])
+
+    feed = ResultsFeed(_ignore, Recorder())
+    await replay([path], feed, speed=30.0, concurrent=True, start_gap_cap_s=1.0)
+    [closing] = closing_schedule([path], speed=30.0, gap_cap_s=1.0, pass_pause_s=5.0)
+    assert (closing.market_id, closing.label) == ("1.197931750", "Sheffield WIN")
+    assert closed_at == [pytest.approx(closing.closes_at_s)]
+    assert closing.every_s == pytest.approx(clock[0] + 5.0)  # the pass, then the pause
+    assert 5.0 < closing.open_s < closing.closes_at_s
+    once = closing_schedule([path], speed=30.0, gap_cap_s=5.0, pass_pause_s=None)
+    assert once[0].every_s is None
+    assert once[0].closes_at_s == pytest.approx(closing.closes_at_s + 4.0)  # 157 s gap: 5 s
+
+
+def test_the_closing_schedule_caps_quiet_gaps_and_skips_markets_without_a_result() -> None:
+    """The open multi-market capture never closes; the golf market's days-long quiet
+    gaps count 1 s each (the cap), so it closes within minutes, not days."""
+    markets = [betfair_market(n) for n in ("betfair_parser_1.242971311.jsonl.bz2",)]
+    assert closing_schedule(markets, speed=30.0, gap_cap_s=1.0, pass_pause_s=5.0) == []
+    golf = betfair_market("betfair_database_1.230478683.jsonl.bz2")
+    [closing] = closing_schedule([golf], speed=30.0, gap_cap_s=1.0, pass_pause_s=5.0)
+    assert closing.market_id == "1.230478683"
+    assert 60 < closing.closes_at_s < 600
