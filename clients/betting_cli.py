@@ -1,7 +1,7 @@
 """``sportsbook bet`` / ``bets`` / ``account …``: betting from the command line.
 
-``bet`` and ``bets`` and ``account show`` talk to a server over RSocket with a
-bearer token. ``account create`` and ``account deposit`` are operator commands
+``bet`` and ``bets`` and ``account show`` / ``account watch`` talk to a server over
+RSocket with a bearer token. ``account create`` and ``account deposit`` are operator commands
 on the ledger itself (the wire protocol has no route that mints accounts or
 money): they open the same database the server uses.
 """
@@ -9,11 +9,14 @@ money): they open the same database the server uses.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import math
 import os
+import signal
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from ledger_store import open_store
 from ledger_store.store import AccountExists, ReferenceConflict, UnknownAccount
 from rsocket_server.auth import new_token, token_hash
 from schemas.bets import MAX_STAKE_MINOR
+from streams.results import Closing
 
 DEFAULT_LEDGER = Path(".data/ledger.sqlite3")
 POLICIES = ("NONE", "HIGHER", "ANY")
@@ -78,6 +82,11 @@ def add_commands(
     actions = account.add_subparsers(dest="account_command", required=True)
     show = actions.add_parser("show", help="your account over RSocket (needs --token)")
     common_client(show)
+    watch = actions.add_parser(
+        "watch",
+        help="your account's events as they happen (account.stream): bets, balance, markets",
+    )
+    common_client(watch)
     create = actions.add_parser("create", help="create an account in the ledger; prints its token")
     create.add_argument("account_id")
     create.add_argument("--currency", default="GBP")
@@ -87,7 +96,7 @@ def add_commands(
     deposit.add_argument("amount", type=_minor_units)
     deposit.add_argument("--reference", help="idempotency reference (default: a new one)")
     database_option(deposit)
-    return [bet, bets, show, create, deposit]
+    return [bet, bets, show, watch, create, deposit]
 
 
 async def run_bet(args: argparse.Namespace) -> dict[str, Any]:
@@ -232,6 +241,134 @@ def pounds(minor: int | None) -> str:
 
 def dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+
+
+# --- account watch -----------------------------------------------------------------------
+
+
+async def run_account_watch(args: argparse.Namespace, out: Callable[[str], None]) -> int:
+    """Print one line per account.stream event (heartbeats skipped) until the stream ends
+    or SIGINT/SIGTERM (Ctrl-C): then the stream is cancelled and the answer is 0."""
+    if not args.token:
+        raise BetCliError("account watch needs --token (or $SPORTSBOOK_TOKEN)")
+    loop = asyncio.get_running_loop()
+    watching = asyncio.current_task()
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        stopped = True
+        if watching is not None:
+            watching.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    try:
+        async with SportsbookClient.connect(args.url, args.token) as client:
+            if sys.stderr.isatty():
+                print("watching your account (Ctrl-C to stop) …", file=sys.stderr, flush=True)
+            async with client.stream("account.stream", b"{}") as stream:
+                async for event in stream:
+                    line = describe_account_event(event)
+                    if line is not None:
+                        out(line)
+    except asyncio.CancelledError:
+        if not stopped:
+            raise
+        if watching is not None:
+            watching.uncancel()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+def describe_account_event(event: Mapping[str, Any]) -> str | None:
+    """One line per BET / BALANCE / MARKET event (None for a heartbeat), e.g.
+    ``BET B-000004 SETTLED return £12.50``, ``BALANCE £1,012.50 (SETTLEMENT B-000004)``,
+    ``MARKET 1.197931750 SETTLED``."""
+    kind = event.get("kind")
+    if kind == "heartbeat":
+        return None
+    if kind == "BET":
+        return _describe_bet_event(event.get("bet") or {})
+    if kind == "BALANCE":
+        cause = " ".join(str(p) for p in (event.get("reason"), event.get("betId")) if p)
+        return f"BALANCE {pounds(event.get('balance'))} ({cause})"
+    if kind == "MARKET":
+        return f"MARKET {event.get('marketId')} {event.get('status')}"
+    return f"{kind} {orjson.dumps(event).decode()}"
+
+
+def _describe_bet_event(bet: Mapping[str, Any]) -> str:
+    status = bet.get("status")
+    head = f"BET {bet.get('betId') or '-'} {status}"
+    settlement = bet.get("settlement") or {}
+    if status in ("SETTLED", "VOID") and "return" in settlement:
+        line = f"{head} return {pounds(settlement['return'])}"
+        if settlement.get("resettled"):
+            line += f" (resettled, was {pounds(settlement.get('previousReturn'))})"
+        return line
+    if status == "REJECTED":
+        return f"{head} {bet.get('code')}: {bet.get('message')}"
+    legs = bet.get("legs") or []
+    if len(legs) == 1:
+        leg = legs[0]
+        what = f"{leg.get('marketId')} / {leg.get('selectionId')} @ {leg.get('price')}"
+    else:
+        what = f"{len(legs)} legs"
+    return (
+        f"{head} {pounds(bet.get('totalStake'))} on {what}, "
+        f"potential return {pounds(bet.get('potentialReturn'))}"
+    )
+
+
+# --- the serve banner: how to watch a race settle ---------------------------------------
+
+# A market open at least this long (wall seconds of a pass) leaves time to place a bet
+# (held ≥ 5 s in play) before it closes.
+BETTABLE_S = 30.0
+
+
+def _duration(seconds: float) -> str:
+    whole = max(int(seconds + 0.5), 1)  # half up
+    return f"~{whole} s" if whole < 60 else f"~{whole // 60}m{whole % 60:02d}s"
+
+
+def _next_close(closing: Closing, elapsed_s: float) -> float:
+    """Seconds from now to the next time ``closing`` closes (``elapsed_s`` into the replay)."""
+    if elapsed_s <= closing.closes_at_s or not closing.every_s:
+        return closing.closes_at_s - elapsed_s
+    passes = math.ceil((elapsed_s - closing.closes_at_s) / closing.every_s)
+    return closing.closes_at_s + passes * closing.every_s - elapsed_s
+
+
+def results_banner(closings: Sequence[Closing], elapsed_s: float) -> list[str]:
+    """The banner's lines on results: which market settles first from the feed, and which
+    to bet on to see a bet settle (one open long enough to bet on)."""
+    if not closings:
+        return []
+
+    def when(closing: Closing) -> str:
+        again = "" if closing.every_s is None else f", again every {_duration(closing.every_s)}"
+        return f"in {_duration(_next_close(closing, elapsed_s))}{again}"
+
+    closings = [c for c in closings if _next_close(c, elapsed_s) >= 0]  # not looped: past
+    if not closings:
+        return []
+    soonest = min(closings, key=lambda c: _next_close(c, elapsed_s))
+    lines = [
+        "  results:   markets settle from the feed as they close; first "
+        f"{soonest.market_id} ({soonest.label}) {when(soonest)}"
+    ]
+    bettable = [c for c in closings if c.open_s >= BETTABLE_S]
+    if bettable:
+        pick = min(bettable, key=lambda c: _next_close(c, elapsed_s))
+        lines.append(
+            f"  see one:   bet on {pick.market_id} ({pick.label}), then `account watch`: "
+            f"it closes {when(pick)}"
+        )
+    return lines
 
 
 # --- settle (trader) -------------------------------------------------------------------

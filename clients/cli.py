@@ -12,7 +12,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,9 +27,11 @@ from clients.betting_cli import (
     describe_receipt,
     describe_settlement,
     dumps,
+    results_banner,
     run_account_create,
     run_account_deposit,
     run_account_show,
+    run_account_watch,
     run_bet,
     run_bets,
     run_settle,
@@ -47,7 +50,9 @@ from clients.shared_data import demo_recordings
 from rsocket_server import logs
 from rsocket_server.app import (
     DEMO_ACCOUNTS,
+    DEMO_PASS_PAUSE_S,
     DEMO_TRADER,
+    REPLAY_GAP_CAP_S,
     FeedRunner,
     ServerConfig,
     SportsbookServer,
@@ -64,7 +69,7 @@ from streams.feed_process import (
     run_feed_replay,
 )
 from streams.kafka_bus import PRICES_TOPIC, KafkaBusError
-from streams.results import RESULTS_TOPIC
+from streams.results import RESULTS_TOPIC, Closing, closing_schedule
 from streams.simulator import SimulatorConfig, simulate
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -468,7 +473,13 @@ async def _serve(args: argparse.Namespace) -> int:
     )
     server = SportsbookServer(config)
     simulator: SimulatorConfig | None = args.simulate
-    await _start(server, None if simulator is None else _simulated_feed(simulator))
+    schedule = asyncio.create_task(_closing_schedule(config))  # while the server starts
+    try:
+        await _start(server, None if simulator is None else _simulated_feed(simulator))
+    except BaseException:
+        schedule.cancel()
+        raise
+    started = time.monotonic()
     if simulator is not None:
         _out(f"sportsbook: simulating {simulator.markets} markets at {simulator.rate:g} changes/s")
     else:
@@ -476,7 +487,31 @@ async def _serve(args: argparse.Namespace) -> int:
             f"sportsbook: replaying {len(files)} real recordings at "
             f"{'flat out' if config.speed is None else f'{config.speed:g}x'}"
         )
-    return await _serve_until_stopped(server, args)
+    try:
+        return await _serve_until_stopped(server, args, results=_results_lines(schedule, started))
+    finally:
+        schedule.cancel()
+
+
+async def _results_lines(schedule: asyncio.Task[list[Closing]], started: float) -> list[str]:
+    return results_banner(await schedule, time.monotonic() - started)
+
+
+async def _closing_schedule(config: ServerConfig) -> list[Closing]:
+    """When the replayed markets close with a result (the banner's hint); none flat out."""
+    if config.speed is None or not config.replay_files:
+        return []
+    pause = DEMO_PASS_PAUSE_S if config.loop_replay else None
+    try:
+        return await asyncio.to_thread(
+            closing_schedule,
+            config.replay_files,
+            speed=config.speed,
+            gap_cap_s=REPLAY_GAP_CAP_S,
+            pass_pause_s=pause,
+        )
+    except Exception:  # only a hint: the feed itself reports a bad recording
+        return []
 
 
 def _web_root(args: argparse.Namespace) -> Path | None:
@@ -592,19 +627,32 @@ async def _serve_kafka(args: argparse.Namespace) -> int:
 
 
 async def _serve_until_stopped(
-    server: SportsbookServer, args: argparse.Namespace, banner: bool = True
+    server: SportsbookServer,
+    args: argparse.Namespace,
+    banner: bool = True,
+    results: Coroutine[Any, Any, list[str]] | None = None,
 ) -> int:
-    if banner:
-        _print_addresses(
-            args.host, server.tcp_port, server.http_port, betting=server.betting is not None
-        )
+    """The banner, then (``results``: once computed) the lines on results, then serve."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if banner:
+        _print_addresses(
+            args.host, server.tcp_port, server.http_port, betting=server.betting is not None
+        )
+    hint = None if results is None else asyncio.create_task(_print_later(results))
     await stop.wait()
+    if hint is not None:
+        hint.cancel()
     await server.stop()
     return 0
+
+
+async def _print_later(lines: Coroutine[Any, Any, list[str]]) -> None:
+    with contextlib.suppress(_StdoutClosed):
+        for line in await lines:
+            _out(line)
 
 
 def _print_addresses(host: str, tcp_port: int, http_port: int, *, betting: bool) -> None:
@@ -620,16 +668,14 @@ def _print_addresses(host: str, tcp_port: int, http_port: int, *, betting: bool)
     if betting:
         tokens = "  ".join(f"{a}: {t}" for a, t in DEMO_ACCOUNTS)
         _out(f"  accounts:  {tokens}")
-        # On stderr: stdout's banner lines are a stable contract (tests, scripts).
-        print(
-            f"  trader:    {DEMO_TRADER[0]}: {DEMO_TRADER[1]}   .venv/bin/sportsbook settle "
-            f"<marketId> --winner <selectionId> --token {DEMO_TRADER[1]}{url}",
-            file=sys.stderr,
-            flush=True,
-        )
         _out(
             f"  bet:       .venv/bin/sportsbook bet --token {DEMO_ACCOUNTS[0][1]} --market "
             f"<marketId> --selection <selectionId> --stake 500{url}"
+        )
+        _out(f"  watch:     .venv/bin/sportsbook account watch --token {DEMO_ACCOUNTS[0][1]}{url}")
+        _out(
+            f"  trader:    {DEMO_TRADER[0]}: {DEMO_TRADER[1]}   .venv/bin/sportsbook settle "
+            f"<marketId> --winner <selectionId> --token {DEMO_TRADER[1]}{url}"
         )
 
 
@@ -711,6 +757,8 @@ async def _bets(args: argparse.Namespace) -> int:
 
 
 async def _account(args: argparse.Namespace) -> int:
+    if args.account_command == "watch":
+        return await run_account_watch(args, _out)
     runners = {
         "show": run_account_show,
         "create": run_account_create,

@@ -48,6 +48,8 @@ LISTEN_BACKLOG = 4096
 # A paced demo loop holds each finished recording this long before relisting it,
 # so that a race is seen CLOSED with its result before it reopens.
 DEMO_PASS_PAUSE_S = 5.0
+# A paced replay's quiet gaps are cut to this many wall seconds (recordings span days).
+REPLAY_GAP_CAP_S = 1.0
 
 
 # The web front end as `make web` builds it (clients/web, issue #6).
@@ -237,7 +239,7 @@ class SportsbookServer:
             loop=self.config.loop_replay,
             progress=self.config.progress,
             concurrent=self.config.concurrent_replay,
-            start_gap_cap_s=1.0,
+            start_gap_cap_s=REPLAY_GAP_CAP_S,
             pass_pause_s=0.0 if self.config.speed is None else DEMO_PASS_PAUSE_S,
         )
 

@@ -10,8 +10,12 @@ from typing import Any
 
 import pytest
 
+from clients.betting_cli import describe_account_event, results_banner
 from clients.book_view import BookView
 from clients.cli import _ReadyWatch, _show, build_parser, main
+from clients.shared_data import demo_recordings
+from rsocket_server.app import DEMO_PASS_PAUSE_S, REPLAY_GAP_CAP_S
+from streams.results import Closing, closing_schedule
 
 URL_HINT = "use tcp://HOST:PORT or ws://HOST:PORT/rsocket"
 
@@ -294,4 +298,136 @@ def test_workers_banner_is_a_single_servers_banner(
         "  accounts:  demo-alice: demo-alice-token  demo-bob: demo-bob-token",
         "  bet:       .venv/bin/sportsbook bet --token demo-alice-token --market <marketId> "
         "--selection <selectionId> --stake 500",
+        "  watch:     .venv/bin/sportsbook account watch --token demo-alice-token",
+        "  trader:    demo-trader: demo-trader-token   .venv/bin/sportsbook settle <marketId> "
+        "--winner <selectionId> --token demo-trader-token",
     ]
+
+
+SHEFFIELD = Closing("1.197931750", "Sheffield WIN", 6.5, 5.5, 11.5)
+FOOTBALL = Closing("1.145405534", "Slavia v Beroe BOTH_TEAMS_TO_SCORE", 158.5, 157.5, 163.5)
+
+
+def test_the_results_lines_name_the_first_result_and_a_market_to_bet_on() -> None:
+    """The first market to settle from the feed, and the first one open long enough
+    (≥ 30 s) to bet on (a bet in play is held ≥ 5 s); times from now, looped passes."""
+    assert results_banner([FOOTBALL, SHEFFIELD], 0.0) == [
+        "  results:   markets settle from the feed as they close; first 1.197931750 "
+        "(Sheffield WIN) in ~7 s, again every ~12 s",
+        "  see one:   bet on 1.145405534 (Slavia v Beroe BOTH_TEAMS_TO_SCORE), then "
+        "`account watch`: it closes in ~2m39s, again every ~2m44s",
+    ]
+    # 170 s in: Sheffield's next close is 6.5 + 15 × 11.5 = 179 s (in 9 s); the football
+    # market's second pass closes at 158.5 + 163.5 = 322 s (in 152 s).
+    assert results_banner([FOOTBALL, SHEFFIELD], 170.0) == [
+        "  results:   markets settle from the feed as they close; first 1.197931750 "
+        "(Sheffield WIN) in ~9 s, again every ~12 s",
+        "  see one:   bet on 1.145405534 (Slavia v Beroe BOTH_TEAMS_TO_SCORE), then "
+        "`account watch`: it closes in ~2m32s, again every ~2m44s",
+    ]
+
+
+def test_the_results_lines_without_a_loop_or_a_market_to_bet_on() -> None:
+    once = [Closing("1.1", "Sheffield WIN", 6.5, 5.5, None)]
+    assert results_banner(once, 1.0) == [
+        "  results:   markets settle from the feed as they close; first 1.1 (Sheffield WIN) "
+        "in ~6 s",
+    ]
+    assert results_banner(once, 7.0) == []  # replayed once and closed already
+    assert results_banner([], 0.0) == []
+
+
+def test_the_results_lines_for_the_demo_recordings_at_30x() -> None:
+    """What `make run` prints (at start): the greyhound race closes first, the football
+    market (open 157.5 s of each pass) is the first one can bet on."""
+    closings = closing_schedule(
+        demo_recordings(), speed=30.0, gap_cap_s=REPLAY_GAP_CAP_S, pass_pause_s=DEMO_PASS_PAUSE_S
+    )
+    assert results_banner(closings, 0.0) == [
+        "  results:   markets settle from the feed as they close; first 1.197931750 "
+        "(Sheffield WIN) in ~7 s, again every ~12 s",
+        "  see one:   bet on 1.145405534 (Slavia Sofia v Beroe Stara Za BOTH_TEAMS_TO_SCORE), "
+        "then `account watch`: it closes in ~2m39s, again every ~2m44s",
+    ]
+
+
+def _receipt(status: str, **extra: Any) -> dict[str, Any]:
+    leg = {"marketId": "1.197931750", "selectionId": "37947503", "price": "21"}
+    return {
+        "betId": "B-000004",
+        "status": status,
+        "legs": [leg],
+        "totalStake": 500,
+        "potentialReturn": 10_500,
+        "settlement": None,
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("event", "line"),
+    [
+        (
+            {"kind": "BET", "bet": _receipt("ACCEPTED")},
+            "BET B-000004 ACCEPTED £5.00 on 1.197931750 / 37947503 @ 21, potential return £105.00",
+        ),
+        (
+            {"kind": "BET", "bet": _receipt("SETTLED", settlement={"return": 1250})},
+            "BET B-000004 SETTLED return £12.50",
+        ),
+        (
+            {"kind": "BET", "bet": _receipt("SETTLED", settlement={"return": 0})},
+            "BET B-000004 SETTLED return £0.00",
+        ),
+        (
+            {
+                "kind": "BET",
+                "bet": _receipt(
+                    "SETTLED",
+                    settlement={"return": 0, "resettled": True, "previousReturn": 10_500},
+                ),
+            },
+            "BET B-000004 SETTLED return £0.00 (resettled, was £105.00)",
+        ),
+        (
+            {"kind": "BET", "bet": _receipt("VOID", settlement={"return": 500})},
+            "BET B-000004 VOID return £5.00",
+        ),
+        (
+            {
+                "kind": "BET",
+                "bet": _receipt("REJECTED", code="MARKET_CLOSED", message="market 1.1 is SETTLED"),
+            },
+            "BET B-000004 REJECTED MARKET_CLOSED: market 1.1 is SETTLED",
+        ),
+        (
+            {
+                "kind": "BALANCE",
+                "balance": 101_250,
+                "currency": "GBP",
+                "reason": "SETTLEMENT",
+                "betId": "B-000004",
+            },
+            "BALANCE £1,012.50 (SETTLEMENT B-000004)",
+        ),
+        (
+            {"kind": "BALANCE", "balance": -250, "currency": "GBP", "reason": "CORRECTION"},
+            "BALANCE -£2.50 (CORRECTION)",
+        ),
+        (
+            {"kind": "MARKET", "marketId": "1.197931750", "status": "SETTLED"},
+            "MARKET 1.197931750 SETTLED",
+        ),
+        ({"kind": "heartbeat"}, None),
+    ],
+)
+def test_account_watch_prints_one_line_per_event(event: dict[str, Any], line: str | None) -> None:
+    assert describe_account_event(event) == line
+
+
+def test_account_watch_needs_a_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SPORTSBOOK_TOKEN", raising=False)
+    assert main(["account", "watch"]) == 2
+    assert capsys.readouterr().err == "error: account watch needs --token (or $SPORTSBOOK_TOKEN)\n"
