@@ -7,7 +7,9 @@ checks that prices on the page change, places a single and an each-way bet,
 sees a NONE bet refused for a price change with its reason, finds the bets in My
 Bets with the balance down by exactly the stakes, kills the server (SIGKILL) and
 sees every price stale and betting disabled, then restarts it and sees the page
-reconnect by itself. Screenshots go to test-artifacts/web/.
+reconnect by itself. A second server replays a greyhound race in a loop: a bet on
+its winner is settled by the feed's result, and My Bets shows the return and the
+balance rises by exactly that. Screenshots go to test-artifacts/web/.
 
 Needs Node.js, ``/usr/bin/chromium`` (``apt-get install chromium``) and the built
 app (``make web``); ``make test`` sees to all three. The demo recordings carry no
@@ -52,6 +54,9 @@ RECORDINGS = (
     "flumine_1.197931751.jsonl",
 )
 SINGLE_MARKETS = ["1.145405534", "1.166811431"]
+SETTLE_RECORDING = "flumine_1.197931750.jsonl"  # Sheffield greyhounds WIN, 6 runners
+SETTLE_MARKET = "1.197931750"
+SETTLE_SPEED = "10"
 E2E_TIMEOUT_S = 150
 
 
@@ -197,6 +202,33 @@ def test_web_app_shows_stale_prices_when_the_feed_ends(tmp_path: Path) -> None:
     recording.write_text("".join(head), encoding="utf-8")
     with _serve(tmp_path, "--flat-out", "--once", "--replay", str(recording)) as server:
         _run_e2e(server, E2E_SCENARIO="feed-ended")
+
+
+def _winner_in(recording: Path) -> str:
+    """The runner the raw recording's last CLOSED definition marks WINNER (plain JSON)."""
+    winners: list[str] = []
+    for line in recording.read_text(encoding="utf-8").splitlines():
+        for change in json.loads(line).get("mc") or ():
+            definition = change.get("marketDefinition") or {}
+            if definition.get("status") == "CLOSED":
+                winners = [str(r["id"]) for r in definition["runners"] if r["status"] == "WINNER"]
+    assert len(winners) == 1, winners
+    return winners[0]
+
+
+def test_web_app_a_replayed_race_settles_and_the_return_appears(tmp_path: Path) -> None:
+    """Issues #5/#6: the Sheffield greyhound race replayed in a loop at 10x (OPEN for
+    ~16 s of each ~22 s pass). A £2.00 single on its winner is accepted; the race closes
+    and the feed's own result settles it (no trader): My Bets shows it SETTLED with the
+    return £2.00 × price rounded down, and the balance rises by exactly that."""
+    recording = recordings_dir() / SETTLE_RECORDING
+    with _serve(tmp_path, "--speed", SETTLE_SPEED, "--replay", str(recording)) as server:
+        _run_e2e(
+            server,
+            E2E_SCENARIO="settle",
+            SETTLE_MARKET=SETTLE_MARKET,
+            SETTLE_WINNER=_winner_in(recording),
+        )
 
 
 def _stop_restarted(pidfile: Path) -> None:

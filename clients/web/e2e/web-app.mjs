@@ -12,6 +12,8 @@
  *   RESTART_PIDFILE where to write the restarted server's pid (for the caller's cleanup)
  *   EW_MARKET      a market offering each-way terms
  *   SINGLE_MARKETS JSON list of market ids to try for the plain single, in order
+ *   E2E_SCENARIO   "feed-ended" or "settle" instead of the main run (see those functions)
+ *   SETTLE_MARKET  scenario "settle": a race replayed in a loop; SETTLE_WINNER its winner
  *   ARTIFACTS      directory for screenshots (default test-artifacts/web)
  *   CHROMIUM       browser binary (default /usr/bin/chromium)
  *
@@ -159,22 +161,101 @@ async function balance(page) {
 }
 
 /**
- * TODO(settlement, issue #5): a replayed race settles and the return appears.
- *
- * Needs `sportsbook settle MARKET --winner SELECTION` (being built in ledger_store/
- * and sportsbook_core/; its banner line reads `settle <marketId> --winner <selectionId>
- * --token demo-trader-token`) and BET SETTLED events on account.stream. Fill in:
- *   1. place a single on `marketId`/`selectionId` (ACCEPTED, as in step "single");
- *   2. run `sportsbook settle <marketId> --winner <selectionId> --url ws://…/rsocket`
- *      (or the ledger form it ends up with) against this test's server (WEB_URL's
- *      port; RESTART_CMD has the server's argv and --ledger);
- *   3. on #/bets, tab "Settled": the card [data-bet-id=…] has data-status="SETTLED" and
- *      [data-settlement-return] equal to stake × price (rounded down once);
- *   4. the balance rises by exactly that return (account.stream BALANCE).
- * My Bets already renders SETTLED status and `settlement.return` from BET events.
+ * A winning single's return in pence, exactly: stake × decimal odds, rounded down to the
+ * penny (RULES.md: "Round payouts down to the currency's minor unit"). A wire price is
+ * decimal ("3.5") or UK fractional ("5/2", i.e. 1 + 5/2); BigInt, never a float.
  */
-async function settlementStep(_page) {
-  console.log("e2e: TODO settlement step (a replayed race settles and the return appears): waiting for #5");
+function winningReturn(stake, wire) {
+  let num;
+  let den;
+  if (wire.includes("/")) {
+    const [n, d] = wire.split("/").map((x) => BigInt(x));
+    [num, den] = [n + d, d];
+  } else {
+    const [whole, frac = ""] = wire.split(".");
+    [num, den] = [BigInt(whole + frac), 10n ** BigInt(frac.length)];
+  }
+  return (stake * num) / den; // BigInt division rounds toward zero: down, for a return ≥ 0
+}
+
+/**
+ * Scenario "settle" (issues #5, #6): a replayed race settles and the return appears.
+ *
+ * SETTLE_MARKET is a race the server replays in a loop, slowly enough to bet on before
+ * it closes, and SETTLE_WINNER the runner its recording marks WINNER. A £2.00 single on
+ * the winner (policy ANY; in play, so held 5 s) is accepted; the race closes and the
+ * feed's result settles it — no trader, no `sportsbook settle`. Then in My Bets, tab
+ * Settled, its card is SETTLED with [data-settlement-return] = stake × struck price
+ * rounded down, and the balance (account.stream BALANCE) rises by exactly that return.
+ * A bet refused because the race suspended or closed meanwhile is placed again when
+ * the loop reopens it.
+ */
+async function settlementStep(page) {
+  const marketId = required("SETTLE_MARKET");
+  const winner = required("SETTLE_WINNER");
+  const stake = 200n;
+  let accepted = null;
+  for (let attempt = 1; attempt <= 3 && !accepted; attempt++) {
+    await until(page, `${marketId} open with prices`, (id) => {
+      const m = window.sportsbook.markets.get(id);
+      return m && m.fresh && m.status === "OPEN" && m.selections.some((s) => s.status === "ACTIVE" && s.price);
+    }, marketId, 45_000);
+    const selection = await addFirstBettable(page, marketId, [], winner);
+    if (!selection) throw new Error(`winner ${winner} not bettable in ${marketId}`);
+    await setSlip(page, { stake: "2", policy: "ANY" });
+    const seen = await requestIds(page);
+    await page.click("[data-place-bet]");
+    const id = await resultOf(page, seen);
+    const outcome = await finalResult(page, id);
+    if (outcome.result === "accepted") {
+      accepted = await page.evaluate((rid) => window.sportsbook.results.find((r) => r.requestId === rid).receipt, id);
+    } else if (["MARKET_SUSPENDED", "MARKET_CLOSED", "MARKET_CHANGED", "SELECTION_NOT_ACTIVE"].includes(outcome.code)) {
+      console.log(`e2e: settle bet refused (${outcome.code}): again when the race reopens`);
+      await until(page, "the race to close", (mid) => ["CLOSED", "SETTLED"].includes(window.sportsbook.markets.get(mid)?.status), marketId, 45_000);
+    } else {
+      throw new Error(`settle bet: ${outcome.text}`);
+    }
+  }
+  if (!accepted) throw new Error("could not get a bet on the race accepted");
+  const price = accepted.legs[0].price;
+  const expected = winningReturn(stake, price);
+  const afterStake = accepted.balanceAfter;
+  step("bet on the race", `${accepted.betId}: £2.00 on ${winner} @ ${price}, return if it wins ${expected}p`);
+  await until(page, `balance ${afterStake} after the stake`, (want) => Number(document.querySelector("[data-balance]")?.dataset.balance) === want, afterStake);
+
+  await page.goto(`${WEB_URL}#/bets`);
+  await page.click('[data-tab="SETTLED"]');
+  const waitFrom = Date.now();
+  const card = await until(
+    page,
+    `${accepted.betId} SETTLED in My Bets`,
+    (betId) => {
+      const el = document.querySelector(`.bet-card[data-bet-id="${betId}"][data-status="SETTLED"]`);
+      const shown = el?.querySelector("[data-settlement-return]");
+      return shown ? { value: shown.dataset.settlementReturn, text: el.textContent } : null;
+    },
+    accepted.betId,
+    45_000,
+  );
+  if (BigInt(card.value) !== expected) throw new Error(`return ${card.value}, expected ${expected} (£2.00 × ${price} rounded down)`);
+  const want = afterStake + Number(expected);
+  await until(page, `balance ${want}`, (w) => Number(document.querySelector("[data-balance]")?.dataset.balance) === w, want);
+  const legResult = await page.evaluate((betId) => window.sportsbook.bets.get(betId)?.legs[0].result, accepted.betId);
+  if (legResult !== "WIN") throw new Error(`leg result ${legResult}, expected WIN`);
+  step("race settled from the feed", `${accepted.betId} SETTLED ${((Date.now() - waitFrom) / 1000).toFixed(1)} s later, return ${card.value}p; balance ${afterStake} → ${want} (+${expected}p exactly)`);
+  await page.waitForTimeout(1_300); // let the price flashes finish: axe reads colours as they are
+  await accessible(page, "my bets, settled");
+  await shot(page, "09-settled");
+}
+
+/** Scenario "settle": the page, signed in, then {@link settlementStep}. */
+async function settleScenario(page) {
+  await page.goto(WEB_URL);
+  await until(page, "live prices", () => window.sportsbook?.conn === "live" && window.sportsbook.markets.size > 0 && !window.sportsbook.stale);
+  await page.click('[data-demo-token="demo-alice-token"]');
+  await until(page, "the balance", () => document.querySelector("[data-balance]") !== null);
+  step("signed in", `balance ${await balance(page)}`);
+  await settlementStep(page);
 }
 
 /**
@@ -220,8 +301,8 @@ async function main() {
   page.on("pageerror", (error) => errors.push(error.message));
   let restarted = null;
   try {
-    if (process.env.E2E_SCENARIO === "feed-ended") {
-      await feedEnded(page);
+    if (process.env.E2E_SCENARIO === "feed-ended" || process.env.E2E_SCENARIO === "settle") {
+      await (process.env.E2E_SCENARIO === "settle" ? settleScenario(page) : feedEnded(page));
       if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
       console.log(`e2e: ${steps} steps passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       return;
@@ -434,8 +515,6 @@ async function main() {
         await shot(page, "07-reconnected");
       }
     }
-
-    await settlementStep(page);
 
     // A phone-sized viewport: the same page, one column.
     await page.setViewportSize({ width: 390, height: 844 });
