@@ -61,7 +61,11 @@ from sportsbook_core.settlement import InvalidSettlement, leg_factor
 
 log = logging.getLogger("sportsbook.settlement")
 
-DEFAULT_CHUNK = 5_000
+# Bets per chunk (one transaction). A chunk holds SQLite's one writer, or its accounts'
+# rows on PostgreSQL, for as long as it takes: at 1,000 about 60 ms / 190 ms in
+# bench/settle_market.py (5,000: 400 / 770 ms), so bets placed during a settlement wait
+# little; SQLite settled faster at 1,000 too, PostgreSQL ~18 % slower.
+DEFAULT_CHUNK = 1_000
 SETTLEABLE = ("PENDING", "ACCEPTED", "SETTLED", "VOID")
 
 
