@@ -574,7 +574,7 @@ class PostgresLedgerStore:
             )
             mark = await conn.fetchval("SELECT COALESCE(MAX(seq), 0) FROM bets")
             if row is not None:
-                if row["instruction"] != wire:
+                if not instruction_from_wire(row["instruction"]).same_result(instruction):
                     raise ResultConflict(
                         f"market {market_id} v{version} was recorded with another result"
                     )

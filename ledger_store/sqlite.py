@@ -1052,7 +1052,7 @@ def _settle_begin(conn: sqlite3.Connection, instruction: SettlementInstruction, 
     (mark,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM bets").fetchone()
     if rows:
         text, completed_at, applied, swept_seq = rows[0]
-        if orjson.loads(text) != orjson.loads(wire):
+        if not instruction_from_wire(orjson.loads(text)).same_result(instruction):
             raise ResultConflict(f"market {market_id} v{version} was recorded with another result")
         if completed_at is not None:
             (in_force,) = conn.execute(

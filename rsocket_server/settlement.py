@@ -23,7 +23,13 @@ from typing import Any
 
 import orjson
 
-from ledger_store.store import LedgerStore, SettledBet, SettleOutcome, SettleReport
+from ledger_store.store import (
+    LedgerStore,
+    ResultConflict,
+    SettledBet,
+    SettleOutcome,
+    SettleReport,
+)
 from rsocket_server.account_stream import AccountEvents
 from schemas.errors import ApiError, ErrorCode, invalid
 from schemas.requests import MAX_IDS, decode_object
@@ -34,18 +40,34 @@ from streams.odds_hub import OddsHub
 
 log = logging.getLogger("sportsbook.settlement")
 
+TRADER = "trader"  # SettlementInstruction.source of a result settled by hand
+
 
 class SettlementService:
     def __init__(self, hub: OddsHub, store: LedgerStore, events: AccountEvents) -> None:
         self.hub, self.store, self.events = hub, store, events
 
     async def settle(self, instruction: SettlementInstruction) -> SettleReport:
+        """Settle ``instruction`` (a trader's :class:`ResultConflict` is raised: its
+        version was recorded with another result; the feed's is held)."""
         market_id, version = instruction.market_id, instruction.version
         reason = instruction.review_reason()
+        if reason is None and instruction.source != TRADER:
+            found = await self._against_a_trader(instruction)
+            if isinstance(found, str):
+                reason = found
+            else:
+                instruction, version = found, found.version
+        if reason is None:
+            try:
+                report = await self.store.settle_market(instruction, on_chunk=self._tell)
+            except ResultConflict as exc:
+                if instruction.source == TRADER:
+                    raise
+                reason = f"the feed's result differs from the one recorded: {exc}"
         if reason is not None:
             log.warning("result held for a trader", extra={"marketId": market_id, "why": reason})
             return SettleReport(market_id, version, SettleOutcome.HELD, detail=reason)
-        report = await self.store.settle_market(instruction, on_chunk=self._tell)
         if report.outcome in (SettleOutcome.SETTLED, SettleOutcome.RESETTLED):
             self.hub.mark_settled(market_id, int(time.time() * 1000))
         log.info(
@@ -59,6 +81,23 @@ class SettlementService:
             },
         )
         return report
+
+    async def _against_a_trader(
+        self, instruction: SettlementInstruction
+    ) -> SettlementInstruction | str:
+        """A feed result where a trader's is in force (the trader settled first, or
+        corrected it): the same result → the trader's, run again (it settles the bets
+        struck since: a replayed market that reopened); another result → why it is held
+        (a trader decides; it is never silently dropped nor applied over them)."""
+        in_force = await self.store.market_result(instruction.market_id)
+        if in_force is None or in_force.source != TRADER or in_force.version == instruction.version:
+            return instruction
+        if in_force.same_result(instruction):
+            return in_force
+        return (
+            f"the feed's result differs from the trader's v{in_force.version} in force: "
+            "settle by hand to apply it"
+        )
 
     def _tell(self, rows: Sequence[SettledBet]) -> None:
         for row in rows:
@@ -186,7 +225,7 @@ def build_instruction(
         number_of_winners=definition.number_of_winners or 1,
         each_way=definition.each_way,
         post_official=request.post_official,
-        source="trader",
+        source=TRADER,
     )
 
 
@@ -204,7 +243,10 @@ async def trader_settle(service: SettlementService, account_id: str, data: bytes
         latest = await service.store.market_result(request.market_id, effective=False)
         version = 1 if latest is None else latest.version + 1
     instruction = build_instruction(request, book.definition, version, datetime.now(UTC))
-    report = await service.settle(instruction)
+    try:
+        report = await service.settle(instruction)
+    except ResultConflict as exc:
+        raise invalid(f"{exc}: leave out --version to send the next one") from exc
     return orjson.dumps(
         {
             "marketId": report.market_id,

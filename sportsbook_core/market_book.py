@@ -153,6 +153,11 @@ def apply_change(book: MarketBook | None, change: MarketChange) -> ApplyResult:
         )
         return ApplyResult(fresh, MarketDelta(change.market_id, 1, resync=True))
     definition = book.definition
+    if definition.status is MarketStatus.SETTLED and not change.relist:
+        # Settlement ended it (possibly a trader's, before the feed closed it): the feed's
+        # later prices and statuses are moot, and quietly dropped. Only a relist (a
+        # replay loop listing the market again) opens it again.
+        return ApplyResult(book)
     resync = change.image or change.relist
     if change.definition is not None:
         try:

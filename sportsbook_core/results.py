@@ -24,7 +24,7 @@ Reductions for withdrawn runners (RULES.md §3), chosen per instruction:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -149,6 +149,14 @@ class SettlementInstruction:
         """Withdrawn runners in the order they were removed."""
         removed = [r for r in self.runners if r.outcome is RunnerOutcome.REMOVED]
         return tuple(sorted(removed, key=lambda r: (r.removed_at is None, r.removed_at or 0)))
+
+    def same_result(self, other: SettlementInstruction) -> bool:
+        """Whether ``other`` states the same result: every field but when it was issued
+        (``settled_at``), by whom (``source``) and its version number."""
+        return (
+            replace(self, settled_at=other.settled_at, source=other.source, version=other.version)
+            == other
+        )
 
     def review_reason(self) -> str | None:
         """Why this result must not be settled automatically (a trader settles it)."""

@@ -20,6 +20,7 @@ import pytest
 from clients.client import OddsStream, SportsbookClient, SportsbookError
 from rsocket_server.account_stream import AccountEvents
 from rsocket_server.auth import token_hash
+from sportsbook_core.results import RunnerOutcome, RunnerResult, SettlementInstruction
 from tests.testkit.builders import definition_change, market_definition
 from tests.testkit.live_server import REPO, LiveServer, live_server
 
@@ -175,6 +176,74 @@ async def test_trader_settle_bad_requests_and_a_held_result(live: LiveServer) ->
         assert (tie["outcome"], tie["version"]) == ("settled", 1)
         again = await trader.request("trader.settle", {"marketId": "1.1", "winners": ["12"]})
         assert (again["outcome"], again["version"]) == ("resettled", 2)
+
+
+async def test_the_same_correction_again_is_replayed_and_a_used_version_refused(
+    live: LiveServer,
+) -> None:
+    """A trader re-sending a correction (a retry) changes nothing and says `replayed`;
+    the same version with another result is refused with a clear INVALID_REQUEST and
+    changes nothing. 10.00 at 3.0 on 11: v1 (11 won) pays 30.00 → 12,000; v2 (12 won)
+    reverses it → 9,000 (RULES.md win single; docs/SETTLEMENT.md corrections)."""
+    token = await _account(live, "A")
+    async with SportsbookClient.connect(live.url("tcp"), token) as client:
+        assert (await client.request("bets.place", _bet("c1")))["status"] == "ACCEPTED"
+        assert (await _settle(live, winners=["11"]))["outcome"] == "settled"
+        assert (await client.request("account.get"))["balance"] == 12_000
+        corrected = await _settle(live, winners=["12"], version=2)
+        assert (corrected["outcome"], corrected["betsSettled"]) == ("resettled", 1)
+        again = await _settle(live, winners=["12"], version=2)
+        assert (again["outcome"], again["version"], again["betsSettled"]) == ("replayed", 2, 0)
+        with pytest.raises(SportsbookError) as refused:
+            await _settle(live, winners=["13"], version=2)
+        assert refused.value.code == "INVALID_REQUEST"
+        assert str(refused.value.message) == (
+            "market 1.1 v2 was recorded with another result: "
+            "leave out --version to send the next one"
+        )
+        assert (await client.request("account.get"))["balance"] == 9_000
+
+
+def _feed_result(winner: str, version: int = 1) -> SettlementInstruction:
+    runners = tuple(
+        RunnerResult(s, RunnerOutcome.WINNER if s == winner else RunnerOutcome.LOSER)
+        for s in ("11", "12", "13")
+    )
+    return SettlementInstruction("1.1", version, runners, datetime.now(UTC), source="feed")
+
+
+async def test_a_feed_result_after_a_trader_settled_is_held_unless_it_agrees(
+    live: LiveServer,
+) -> None:
+    """The trader settled first (12 won: A's 10.00 on 11 lost → 9,000). The feed then
+    closes the market with 11 winning: held for a trader, nothing changes (never silently
+    dropped, never applied over the trader). The feed agreeing with the trader's result
+    in force (v1, or after a v2 correction) is `replayed`: nothing to do."""
+    assert live.server.betting is not None
+    service = live.server.betting.settlement
+    token = await _account(live, "A")
+    async with SportsbookClient.connect(live.url("tcp"), token) as client:
+        placed = await client.request("bets.place", _bet("f1"))
+        assert (await _settle(live, winners=["12"]))["outcome"] == "settled"
+        held = await service.settle(_feed_result("11"))
+        assert (held.outcome, held.version) == ("held", 1)
+        assert held.detail == (
+            "the feed's result differs from the one recorded: "
+            "market 1.1 v1 was recorded with another result"
+        )
+        agrees = await service.settle(_feed_result("12"))
+        assert (agrees.outcome, agrees.bets_settled) == ("replayed", 0)
+        assert (await _settle(live, winners=["13"]))["outcome"] == "resettled"  # v2
+        differs = await service.settle(_feed_result("11"))
+        assert (differs.outcome, differs.detail) == (
+            "held",
+            "the feed's result differs from the trader's v2 in force: settle by hand to apply it",
+        )
+        same = await service.settle(_feed_result("13"))
+        assert (same.outcome, same.version) == ("replayed", 2)
+        stored = await client.request("bets.get", {"betId": placed["betId"]})
+        assert (stored["status"], stored["settlement"]["return"]) == ("SETTLED", 0)
+        assert (await client.request("account.get"))["balance"] == 9_000
 
 
 async def test_sportsbook_settle_cli_end_to_end(live: LiveServer) -> None:

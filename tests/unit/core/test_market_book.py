@@ -219,7 +219,9 @@ def test_status_and_price_in_one_change_are_one_delta() -> None:
     )
 
 
-@pytest.mark.parametrize(("current", "target"), [k for k, ok in LIFECYCLE.items() if not ok])
+@pytest.mark.parametrize(
+    ("current", "target"), [k for k, ok in LIFECYCLE.items() if not ok and k[0] is not SETTLED]
+)
 def test_illegal_move_is_rejected_and_the_book_kept(
     current: MarketStatus, target: MarketStatus
 ) -> None:
@@ -228,6 +230,23 @@ def test_illegal_move_is_rejected_and_the_book_kept(
     assert result == ApplyResult(
         book, rejected=f"{MARKET}: illegal move {current.value} → {target.value}"
     )
+
+
+@pytest.mark.parametrize("target", [OPEN, SUSPENDED, CLOSED, SETTLED, None])
+def test_a_settled_market_ignores_the_feed_until_relisted(target: MarketStatus | None) -> None:
+    """Settlement (a trader's, possibly before the feed closed the market) ends it: later
+    prices and statuses from the feed are dropped without a warning; the book, its
+    prices and its seq stay as they were (issue #5)."""
+    book = book_with(status=SETTLED, seq=5)
+    defn = None if target is None else definition(status=target)
+    assert apply_change(book, change(200, defn, home="9", away="1.5")) == ApplyResult(book)
+
+
+def test_a_settled_market_reopens_on_a_relist() -> None:
+    book = book_with(status=SETTLED, seq=5)
+    result = apply_change(book, change(200, definition(status=OPEN), relist=True, home="3"))
+    assert result.delta == MarketDelta(MARKET, 6, resync=True)
+    assert applied(result).status is OPEN
 
 
 def test_closed_to_open_allowed_on_relist_as_a_resync() -> None:
