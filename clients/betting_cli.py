@@ -125,7 +125,9 @@ def _live_leg(market: Mapping[str, Any], selection_id: str) -> dict[str, Any]:
     for selection in market["selections"]:
         if selection["selectionId"] == selection_id:
             if selection.get("price") is None:
-                raise BetCliError(f"selection {selection_id} has no price now")
+                status = market.get("status")
+                why = f"market {market['marketId']} is {status}" if status != "OPEN" else ""
+                raise BetCliError(why or f"selection {selection_id} has no price now")
             return {"price": selection["price"], "seq": market["seq"]}
     raise BetCliError(f"market {market['marketId']} has no selection {selection_id}")
 

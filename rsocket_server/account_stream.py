@@ -71,6 +71,10 @@ class OpenMarkets:
         for receipt in [*receipts, *buffer]:
             self.bet(account_id, receipt)
 
+    def is_open(self, account_id: str, bet_id: str) -> bool:
+        """Tracked as open (PENDING or ACCEPTED) for a watched account."""
+        return bet_id in self._bets.get(account_id, ())
+
     def ready(self, account_id: str) -> bool:
         """Watched, and its open bets read from the ledger."""
         return account_id in self._bets and account_id not in self._loading
@@ -156,14 +160,19 @@ class AccountEvents:
         """A BET event (and the open-bet bookkeeping for MARKET events), then a BALANCE.
 
         Without ``reason`` (a placement or its resolution) the BALANCE is the
-        receipt's ``balanceAfter`` with reason ``BET``; with one (settlement:
-        ``SETTLEMENT``, ``CORRECTION``, ``REJECTED``) it is ``balance``, and none when
-        ``balance`` is None (a settled loser moves no money)."""
+        receipt's ``balanceAfter`` with reason ``BET``, and none for a PENDING bet
+        becoming ACCEPTED (no money moved; PROTOCOL.md: BALANCE on every movement).
+        With one (settlement: ``SETTLEMENT``, ``CORRECTION``, ``REJECTED``) it is
+        ``balance``, and none when ``balance`` is None (a settled loser moves no money)."""
+        bet_id = receipt.get("betId")
+        held = bet_id is not None and self.open_markets.is_open(account_id, str(bet_id))
         self.open_markets.bet(account_id, receipt)
         if account_id not in self._subscribers:  # nobody listens: no events to encode
             return
         self.publish(account_id, {"kind": "BET", "bet": receipt})
         if reason is None:
+            if held and receipt.get("status") == "ACCEPTED":
+                return  # accepted after its in-play hold: the stake moved when it was PENDING
             balance, reason = receipt.get("balanceAfter"), "BET"
         if receipt.get("betId") is not None and balance is not None:
             self.balance(account_id, balance, receipt["currency"], reason, receipt["betId"])

@@ -168,6 +168,36 @@ async def test_anonymous_cannot_bet_and_one_account_never_sees_another(book: Boo
         assert (got["betId"], got["status"], got["totalStake"]) == (bet["betId"], "ACCEPTED", 1000)
 
 
+async def test_a_held_bet_accepted_after_its_delay_sends_no_second_balance(
+    book: Book,
+) -> None:
+    """PROTOCOL.md account.stream: BALANCE "on every ledger movement". The stake moves
+    when the bet is PENDING (10,000 → 9,000); its acceptance after the delay moves
+    nothing: BET PENDING, BALANCE 9,000, BET ACCEPTED, then only heartbeats."""
+    token = await book.account("A", 10_000)
+    definition = replace(
+        market_definition("1.1", bet_delay_ms=300, in_play=True), start_time=FUTURE
+    )
+    await book.live.publish(definition_change(definition, s11="2"))
+    await book.live.settled()
+    async with SportsbookClient.connect(book.url(), token) as client:
+        events = client.stream("account.stream", b"{}", window=64)
+        receipt = await client.request("bets.place", _single("h1", "2"))
+        assert receipt["status"] == "ACCEPTED"
+        seen = [await events.next_frame(5) for _ in range(3)]
+        assert [(e["kind"], e.get("bet", {}).get("status"), e.get("balance")) for e in seen] == [
+            ("BET", "PENDING", None),
+            ("BALANCE", None, 9000),
+            ("BET", "ACCEPTED", None),
+        ]
+        later: list[Any] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):
+                while True:
+                    later.append(await events.next_frame())
+        assert [e for e in later if e.get("kind") != "heartbeat"] == []
+
+
 async def test_in_play_delay_holds_then_rechecks_against_the_market_as_it_is_then(
     book: Book,
 ) -> None:

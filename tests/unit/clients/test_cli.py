@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from clients.betting_cli import describe_account_event, results_banner
+from clients.betting_cli import BetCliError, _live_leg, describe_account_event, results_banner
 from clients.book_view import BookView
 from clients.cli import _ReadyWatch, _show, build_parser, main
 from clients.shared_data import demo_recordings
@@ -431,3 +431,30 @@ def test_account_watch_needs_a_token(
     monkeypatch.delenv("SPORTSBOOK_TOKEN", raising=False)
     assert main(["account", "watch"]) == 2
     assert capsys.readouterr().err == "error: account watch needs --token (or $SPORTSBOOK_TOKEN)\n"
+
+
+@pytest.mark.parametrize(
+    ("status", "price", "expected"),
+    [
+        ("OPEN", "2.5", {"price": "2.5", "seq": 7}),
+        ("OPEN", None, "selection 11 has no price now"),
+        ("SUSPENDED", None, "market 1.1 is SUSPENDED"),
+        ("CLOSED", None, "market 1.1 is CLOSED"),
+        ("SETTLED", "2.5", {"price": "2.5", "seq": 7}),  # the server refuses it, with why
+    ],
+)
+def test_bet_takes_the_live_price_or_says_why_there_is_none(
+    status: str, price: str | None, expected: dict[str, Any] | str
+) -> None:
+    market = {
+        "marketId": "1.1",
+        "status": status,
+        "seq": 7,
+        "selections": [{"selectionId": "11", "price": price}],
+    }
+    if isinstance(expected, dict):
+        assert _live_leg(market, "11") == expected
+    else:
+        with pytest.raises(BetCliError) as refused:
+            _live_leg(market, "11")
+        assert str(refused.value) == expected
