@@ -436,7 +436,12 @@ async def run_settle(args: argparse.Namespace) -> dict[str, Any]:
 def describe_settlement(report: Mapping[str, Any]) -> str:
     """One line: what the settlement did."""
     head = f"{report['outcome'].upper()} {report['marketId']} v{report['version']}"
-    line = f"{head}: {report['betsSettled']} bets settled, {report['betsOpen']} still open"
+    if report["outcome"] == "held":
+        return f"{head}: nothing settled ({report.get('detail')})"
+    settled, waiting = report["betsSettled"], report["betsOpen"]
+    line = f"{head}: {settled} bet{'' if settled == 1 else 's'} settled"
+    if waiting:
+        line += f", {waiting} waiting on another leg's market"
     if report.get("detail"):
         line += f" ({report['detail']})"
     return line

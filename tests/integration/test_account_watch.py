@@ -69,7 +69,7 @@ async def test_account_watch_prints_each_event_and_stops_on_ctrl_c(tmp_path: Pat
         out, err = await settle.communicate()
         assert (settle.returncode, out.decode(), err.decode()) == (
             0,
-            "SETTLED 1.1 v1: 1 bets settled, 0 still open\n",
+            "SETTLED 1.1 v1: 1 bet settled\n",
             "",
         )
 

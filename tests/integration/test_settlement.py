@@ -279,5 +279,5 @@ async def test_sportsbook_settle_cli_end_to_end(live: LiveServer) -> None:
         "error: FORBIDDEN: trader.settle is for trader accounts only\n",
     )
     done = await cli("--winner", "11", "--token", TRADER)
-    assert done == (0, "SETTLED 1.1 v1: 1 bets settled, 0 still open\n", "")
+    assert done == (0, "SETTLED 1.1 v1: 1 bet settled\n", "")
     assert (await cli("--token", TRADER))[0] == 2  # no runner named

@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from clients.betting_cli import BetCliError, _live_leg, describe_account_event, results_banner
+from clients.betting_cli import (
+    BetCliError,
+    _live_leg,
+    describe_account_event,
+    describe_settlement,
+    results_banner,
+)
 from clients.book_view import BookView
 from clients.cli import _ReadyWatch, _show, build_parser, main
 from clients.shared_data import demo_recordings
@@ -458,3 +464,28 @@ def test_bet_takes_the_live_price_or_says_why_there_is_none(
         with pytest.raises(BetCliError) as refused:
             _live_leg(market, "11")
         assert str(refused.value) == expected
+
+
+@pytest.mark.parametrize(
+    ("report", "line"),
+    [
+        (
+            {"outcome": "settled", "betsSettled": 1, "betsOpen": 0},
+            "SETTLED 1.1 v1: 1 bet settled",
+        ),
+        (
+            {"outcome": "resettled", "betsSettled": 4, "betsOpen": 2},
+            "RESETTLED 1.1 v1: 4 bets settled, 2 waiting on another leg's market",
+        ),
+        (
+            {"outcome": "replayed", "betsSettled": 0, "betsOpen": 0},
+            "REPLAYED 1.1 v1: 0 bets settled",
+        ),
+        (
+            {"outcome": "held", "betsSettled": 0, "betsOpen": 0, "detail": "2 winners"},
+            "HELD 1.1 v1: nothing settled (2 winners)",
+        ),
+    ],
+)
+def test_settle_prints_one_line_per_report(report: dict[str, Any], line: str) -> None:
+    assert describe_settlement({"marketId": "1.1", "version": 1, **report}) == line
