@@ -1,15 +1,25 @@
 import { useState } from "react";
 import { formatMoney } from "../lib/money";
-import { displayWire } from "../lib/odds";
 import { SYSTEM_NAMES, type SystemBet } from "../lib/slip";
 import { useStore } from "../state/context";
+import type { BetTab } from "../state/store";
 import type { Receipt } from "../net/wire";
+import { legText, rejectedText, resettledNote, stakeText } from "./betText";
 import { formatTime } from "./format";
 
-/** Open and settled bets (bets.list), kept live by account.stream BET events. */
-export function MyBets() {
+const TABS: { tab: BetTab; label: string; empty: string }[] = [
+  { tab: "OPEN", label: "Open", empty: "No open bets." },
+  { tab: "SETTLED", label: "Settled", empty: "No settled bets yet." },
+  { tab: "REJECTED", label: "Rejected", empty: "No rejected bets." },
+];
+
+/**
+ * Open, settled and rejected bets (bets.list), kept live by account.stream BET events.
+ * A bet refused after its in-play delay is REJECTED, not settled: it has its own tab.
+ */
+export function MyBets({ initialTab = "OPEN" }: { initialTab?: BetTab }) {
   const store = useStore();
-  const [tab, setTab] = useState<"OPEN" | "SETTLED">("OPEN");
+  const [tab, setTab] = useState<BetTab>(initialTab);
   if (!store.token) {
     return (
       <section className="my-bets">
@@ -19,19 +29,22 @@ export function MyBets() {
     );
   }
   const bets = store.betsNewestFirst(tab);
-  const cursor = tab === "OPEN" ? store.openCursor : store.settledCursor;
+  const cursor = store.cursorFor(tab);
+  const current = TABS.find((t) => t.tab === tab) ?? TABS[0];
   return (
     <section className="my-bets" aria-labelledby="bets-heading">
       <h1 id="bets-heading">My bets</h1>
       <div className="chips" role="group" aria-label="Which bets">
-        <button type="button" className="chip" aria-pressed={tab === "OPEN"} onClick={() => setTab("OPEN")} data-tab="OPEN">
-          Open
-        </button>
-        <button type="button" className="chip" aria-pressed={tab === "SETTLED"} onClick={() => setTab("SETTLED")} data-tab="SETTLED">
-          Settled
-        </button>
+        {TABS.map((t) => (
+          <button key={t.tab} type="button" className="chip" aria-pressed={tab === t.tab} onClick={() => setTab(t.tab)} data-tab={t.tab}>
+            {t.label}
+          </button>
+        ))}
       </div>
-      {bets.length === 0 && <p className="muted">{tab === "OPEN" ? "No open bets." : "No settled bets yet."}</p>}
+      {tab === "REJECTED" && bets.length > 0 && (
+        <p className="muted small">Bets refused after being held for the in-play delay. They were not settled; their stakes were refunded.</p>
+      )}
+      {bets.length === 0 && <p className="muted">{current.empty}</p>}
       <ul className="bet-list">
         {bets.map((bet) => (
           <BetCard key={bet.betId} bet={bet} />
@@ -46,10 +59,12 @@ export function MyBets() {
   );
 }
 
-function BetCard({ bet }: { bet: Receipt }) {
+export function BetCard({ bet }: { bet: Receipt }) {
   const store = useStore();
   const kind =
     bet.type === "SYSTEM" && bet.system ? SYSTEM_NAMES[bet.system as SystemBet] ?? bet.system : bet.type === "ACCUMULATOR" ? `Accumulator (${bet.legs.length}-fold)` : "Single";
+  const rejected = bet.status === "REJECTED";
+  const note = resettledNote(bet);
   return (
     <li className={`bet-card bet-${bet.status.toLowerCase()}`} data-bet-id={bet.betId ?? ""} data-status={bet.status}>
       <div className="bet-head">
@@ -61,27 +76,19 @@ function BetCard({ bet }: { bet: Receipt }) {
       </div>
       <ul className="bet-legs">
         {bet.legs.map((leg) => {
-          const market = store.markets.get(leg.marketId);
-          const selection = market?.selections.find((s) => s.selectionId === leg.selectionId);
+          const text = legText(leg, store.legNames(leg.marketId, leg.selectionId), store.oddsFormat);
           return (
-            <li key={`${leg.marketId}|${leg.selectionId}`}>
-              {selection?.name ?? leg.selectionId} @ {displayWire(leg.price, store.oddsFormat)}
-              <span className="muted small">
-                {" "}
-                {market ? `${market.name} · ${market.eventName}` : leg.marketId}
-                {leg.result ? ` · ${leg.result.toLowerCase()}` : ""}
-              </span>
+            <li key={`${leg.marketId}|${leg.selectionId}`} data-market-id={leg.marketId} data-selection-id={leg.selectionId}>
+              {text.selection}
+              <span className="muted small"> {text.market}</span>
             </li>
           );
         })}
       </ul>
       <dl className="bet-money">
         <div>
-          <dt>Stake</dt>
-          <dd>
-            {formatMoney(bet.totalStake, bet.currency)}
-            {bet.lines > 1 ? ` (${bet.lines} × ${formatMoney(bet.stakePerLine, bet.currency)})` : ""}
-          </dd>
+          <dt>{rejected ? "Stake asked" : "Stake"}</dt>
+          <dd>{stakeText(bet)}</dd>
         </div>
         {bet.status === "SETTLED" && bet.settlement ? (
           <div>
@@ -93,10 +100,10 @@ function BetCard({ bet }: { bet: Receipt }) {
             <dt>Returned</dt>
             <dd>{formatMoney(bet.settlement?.return ?? bet.totalStake, bet.currency)} (void)</dd>
           </div>
-        ) : bet.status === "REJECTED" ? (
+        ) : rejected ? (
           <div>
             <dt>Reason</dt>
-            <dd>{bet.message ?? bet.code}</dd>
+            <dd data-reject-code={bet.code ?? ""}>{rejectedText(bet, store.oddsFormat)}</dd>
           </div>
         ) : (
           <div>
@@ -105,9 +112,15 @@ function BetCard({ bet }: { bet: Receipt }) {
           </div>
         )}
       </dl>
+      {note && (bet.status === "SETTLED" || bet.status === "VOID") && (
+        <p className="bet-note" data-resettled={bet.settlement?.previousReturn ?? ""}>
+          {note}
+        </p>
+      )}
       <div className="muted small">
         {bet.betId} · placed {formatTime(bet.placedAt)}
-        {bet.settlement?.settledAt ? ` · settled ${formatTime(bet.settlement.settledAt)}` : ""}
+        {rejected && bet.rejectedAt ? ` · rejected ${formatTime(bet.rejectedAt)}` : ""}
+        {!rejected && bet.settlement?.settledAt ? ` · ${note ? "resettled" : "settled"} ${formatTime(bet.settlement.settledAt)}` : ""}
       </div>
     </li>
   );

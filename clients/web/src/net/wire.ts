@@ -88,7 +88,22 @@ export interface Receipt {
   potentialReturn: number;
   currency: string;
   balanceAfter: number | null;
-  settlement: { return: number; settledAt: string; legs?: { result: string }[] } | null;
+  /** Extension: the payout cap in force at acceptance (FIELD_CASES B14). */
+  maxPayout?: number;
+  /** Extension: when a PENDING bet was refused because its market settled first (docs/SETTLEMENT.md). */
+  rejectedAt?: string;
+  settlement: Settlement | null;
+}
+
+/** A receipt's `settlement` (PROTOCOL.md; a correction adds `resettled` and `previousReturn`, docs/SETTLEMENT.md). */
+export interface Settlement {
+  return: number;
+  settledAt: string;
+  legs?: { result: string; deadHeatFactor?: string; reductionFactor?: string }[];
+  /** Set when a corrected result restated the bet. */
+  resettled?: boolean;
+  /** The return it had before the correction (minor units). */
+  previousReturn?: number;
 }
 
 export interface Account {

@@ -7,7 +7,7 @@ export const StoreContext = createContext<Store | null>(null);
 export function useStore(): Store {
   const store = useContext(StoreContext);
   if (!store) throw new Error("no store");
-  useSyncExternalStore(store.subscribe, store.getVersion);
+  useSyncExternalStore(store.subscribe, store.getVersion, store.getVersion); // the third: server rendering (the tests)
   return store;
 }
 

@@ -48,6 +48,17 @@ export const STALE_AFTER_MS = 12_000;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 5_000;
 const BETS_PAGE = 50;
+/** At most this many markets' names are looked up and kept for My Bets: the newest bets' markets. */
+export const MARKET_NAMES_MAX = 500;
+/**
+ * Bets arriving wait this long before their unknown markets are looked up: on a fresh
+ * connection the odds stream's snapshots usually name them first.
+ */
+export const NAME_LOOKUP_DELAY_MS = 1_500;
+/** catalog.market requests in flight at once for names. */
+export const NAME_LOOKUPS_AT_ONCE = 4;
+/** Failures worth asking again later; any other answer (NOT_FOUND…) means no names. */
+const TRANSIENT_CODES = new Set(["CONNECTION", "RATE_LIMITED", "UNAVAILABLE", "INTERNAL", "PROTOCOL"]);
 
 export type ConnState = "connecting" | "live" | "down";
 
@@ -127,6 +138,44 @@ export function isOpenBet(status: Receipt["status"]): boolean {
   return status === "PENDING" || status === "ACCEPTED";
 }
 
+/** My Bets' tabs: open (PENDING, ACCEPTED), settled (SETTLED, VOID), rejected (REJECTED). */
+export type BetTab = "OPEN" | "SETTLED" | "REJECTED";
+
+/** The tab a bet is listed under: a REJECTED bet is not a settled one. */
+export function betTab(status: Receipt["status"]): BetTab {
+  if (isOpenBet(status)) return "OPEN";
+  return status === "REJECTED" ? "REJECTED" : "SETTLED";
+}
+
+/** Names for a market the odds stream has not (or no longer) given: a catalog.market answer. */
+export interface MarketNames {
+  marketId: string;
+  name: string;
+  eventName: string;
+  selections: Map<string, string>;
+}
+
+/** Looked up, or "missing" when the server does not know the market (NOT_FOUND). */
+export type MarketNamesEntry = MarketNames | "missing";
+
+/** What My Bets can say about one leg's market and selection. */
+export interface LegNames {
+  selection: string | null;
+  market: string | null;
+  event: string | null;
+  /** Where the names came from, or why there are none. */
+  source: "live" | "lookup" | "catalogue" | "looking" | "missing" | "unknown";
+}
+
+export function namesOf(snapshot: MarketSnapshot): MarketNames {
+  return {
+    marketId: snapshot.marketId,
+    name: snapshot.name,
+    eventName: snapshot.eventName ?? snapshot.eventId,
+    selections: new Map(snapshot.selections.map((s) => [s.selectionId, s.name])),
+  };
+}
+
 export class Store {
   // ---- state read by the UI ----
   version = 0;
@@ -148,6 +197,12 @@ export class Store {
   bets = new Map<string, Receipt>();
   openCursor: string | null = null;
   settledCursor: string | null = null;
+  /**
+   * Names of markets that bets refer to but the odds stream has not given (not yet, or
+   * not at all: a restarted server, other recordings): catalog.market answers, at most
+   * MARKET_NAMES_MAX (the newest bets' markets). Public catalogue data, not personal.
+   */
+  marketNames = new Map<string, MarketNamesEntry>();
   results: PlacementResult[] = [];
   slip: {
     legs: SlipLeg[];
@@ -175,6 +230,8 @@ export class Store {
   private wake: (() => void) | null = null;
   private notifyScheduled = false;
   private signingIn = false;
+  private namesLooking = new Set<string>();
+  private namesTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly url: string) {
     const saved = globalThis.sessionStorage?.getItem("sportsbook.token") ?? null;
@@ -238,6 +295,8 @@ export class Store {
 
   dispose(): void {
     this.disposed = true;
+    if (this.namesTimer !== null) clearTimeout(this.namesTimer);
+    this.namesTimer = null;
     this.connection?.close();
   }
 
@@ -306,6 +365,8 @@ export class Store {
   private async onConnected(connection: Connection): Promise<void> {
     // Mark every market unconfirmed until the new stream says otherwise (B24).
     for (const [id, market] of this.markets) this.markets.set(id, { ...market, fresh: false });
+    // A market the last server did not know may be known to this one (a restart, another replay).
+    for (const [id, entry] of this.marketNames) if (entry === "missing") this.marketNames.delete(id);
     this.subscribeOdds(connection);
     const catalog = await connection.request<{ events: CatalogEvent[] }>("catalog.events", {});
     this.mergeEvents(catalog.events);
@@ -554,6 +615,7 @@ export class Store {
     if (!receipt.betId) return;
     this.bets.set(receipt.betId, receipt);
     this.bets = new Map(this.bets);
+    this.scheduleNameLookup();
   }
 
   private async loadBets(connection: Connection): Promise<void> {
@@ -565,9 +627,12 @@ export class Store {
     this.bets = new Map(this.bets);
     this.openCursor = open.cursor ?? null;
     this.settledCursor = settled.cursor ?? null;
+    this.scheduleNameLookup();
   }
 
-  async loadMoreBets(which: "OPEN" | "SETTLED"): Promise<void> {
+  /** The next page for a tab: REJECTED bets come in bets.list's SETTLED pages (every closed bet). */
+  async loadMoreBets(tab: BetTab): Promise<void> {
+    const which = tab === "OPEN" ? "OPEN" : "SETTLED";
     const cursor = which === "OPEN" ? this.openCursor : this.settledCursor;
     if (!this.connection || !cursor) return;
     const page = await this.connection.request<{ bets: Receipt[]; cursor?: string | null }>("bets.list", {
@@ -579,12 +644,122 @@ export class Store {
     this.bets = new Map(this.bets);
     if (which === "OPEN") this.openCursor = page.cursor ?? null;
     else this.settledCursor = page.cursor ?? null;
+    this.scheduleNameLookup();
     this.changed();
   }
 
-  betsNewestFirst(which: "OPEN" | "SETTLED"): Receipt[] {
-    const wanted = (bet: Receipt) => (which === "OPEN" ? isOpenBet(bet.status) : !isOpenBet(bet.status));
-    return [...this.bets.values()].filter(wanted).sort((a, b) => (a.placedAt < b.placedAt ? 1 : a.placedAt > b.placedAt ? -1 : 0));
+  /** The cursor "Show older bets" follows on a tab. */
+  cursorFor(tab: BetTab): string | null {
+    return tab === "OPEN" ? this.openCursor : this.settledCursor;
+  }
+
+  betsNewestFirst(tab: BetTab): Receipt[] {
+    return [...this.bets.values()]
+      .filter((bet) => betTab(bet.status) === tab)
+      .sort((a, b) => (a.placedAt < b.placedAt ? 1 : a.placedAt > b.placedAt ? -1 : 0));
+  }
+
+  // ---- names for My Bets ------------------------------------------------------------------
+
+  /**
+   * The names of a bet leg's selection and market: from the odds stream's market, else a
+   * catalog.market lookup, else the catalogue's market name (no selections), else none,
+   * saying whether a lookup is under way or found nothing.
+   */
+  legNames(marketId: string, selectionId: string): LegNames {
+    const live = this.markets.get(marketId);
+    const looked = this.marketNames.get(marketId);
+    const lookedUp = looked !== undefined && looked !== "missing" ? looked : undefined;
+    if (live) {
+      const selection = live.selections.find((s) => s.selectionId === selectionId)?.name ?? lookedUp?.selections.get(selectionId) ?? null;
+      return { selection, market: live.name, event: live.eventName, source: "live" };
+    }
+    if (lookedUp) {
+      return { selection: lookedUp.selections.get(selectionId) ?? null, market: lookedUp.name, event: lookedUp.eventName, source: "lookup" };
+    }
+    for (const event of this.events) {
+      const entry = event.markets.find((m) => m.marketId === marketId);
+      if (entry) return { selection: null, market: entry.name, event: event.name, source: "catalogue" };
+    }
+    const source = this.namesLooking.has(marketId) ? "looking" : looked === "missing" ? "missing" : "unknown";
+    return { selection: null, market: null, event: null, source };
+  }
+
+  /**
+   * The markets loaded bets have legs on, newest bets first, at most MARKET_NAMES_MAX:
+   * the ones My Bets keeps names for (older bets' beyond that show the market id).
+   */
+  betMarkets(): string[] {
+    const ids = new Set<string>();
+    const newestFirst = [...this.bets.values()].sort((a, b) => (a.placedAt < b.placedAt ? 1 : a.placedAt > b.placedAt ? -1 : 0));
+    for (const bet of newestFirst) {
+      for (const leg of bet.legs) {
+        ids.add(leg.marketId);
+        if (ids.size >= MARKET_NAMES_MAX) return [...ids];
+      }
+    }
+    return [...ids];
+  }
+
+  /** Of betMarkets(), those nothing names yet and not being looked up. */
+  unnamedBetMarkets(): string[] {
+    return this.betMarkets().filter((id) => !this.markets.has(id) && !this.marketNames.has(id) && !this.namesLooking.has(id));
+  }
+
+  /** Look names up a moment after bets arrive (once for a burst of them). */
+  private scheduleNameLookup(): void {
+    if (this.namesTimer !== null || this.disposed) return;
+    this.namesTimer = setTimeout(() => {
+      this.namesTimer = null;
+      const connection = this.connection;
+      if (connection && !connection.isClosed) void this.lookUpMarketNames(connection);
+    }, NAME_LOOKUP_DELAY_MS);
+  }
+
+  /**
+   * Ask catalog.market for each market bets refer to that the odds stream has not named,
+   * a few at a time; remember the names (bounded), or "missing" when the server does not
+   * know the market. A transient failure (a dropped connection, RATE_LIMITED) is asked
+   * again when bets next change.
+   */
+  async lookUpMarketNames(connection: Pick<Connection, "request">): Promise<void> {
+    const wanted = this.unnamedBetMarkets();
+    if (wanted.length === 0) return;
+    if (this.marketNames.size + wanted.length > MARKET_NAMES_MAX) {
+      // Make room: first drop names no loaded bet (within the bound) needs any more.
+      const needed = new Set(this.betMarkets());
+      for (const id of [...this.marketNames.keys()]) if (!needed.has(id)) this.marketNames.delete(id);
+    }
+    for (const id of wanted) this.namesLooking.add(id);
+    this.changed();
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < wanted.length) {
+        const marketId = wanted[next++];
+        try {
+          if (this.markets.has(marketId)) continue; // the stream named it meanwhile
+          const snapshot = await connection.request<MarketSnapshot>("catalog.market", { marketId });
+          this.rememberNames(marketId, namesOf(snapshot));
+        } catch (error) {
+          const failure = SportsbookError.from(error);
+          if (!TRANSIENT_CODES.has(failure.code)) this.rememberNames(marketId, "missing");
+        } finally {
+          this.namesLooking.delete(marketId);
+          this.changed();
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(NAME_LOOKUPS_AT_ONCE, wanted.length) }, worker));
+  }
+
+  private rememberNames(marketId: string, entry: MarketNamesEntry): void {
+    this.marketNames.delete(marketId);
+    this.marketNames.set(marketId, entry);
+    while (this.marketNames.size > MARKET_NAMES_MAX) {
+      const oldest = this.marketNames.keys().next().value;
+      if (oldest === undefined) break;
+      this.marketNames.delete(oldest);
+    }
   }
 
   // ---- sign-in --------------------------------------------------------------------------
@@ -599,6 +774,7 @@ export class Store {
     this.account = null;
     this.bets = new Map();
     this.openCursor = this.settledCursor = null;
+    this.marketNames = new Map();
     this.changed();
     if (!reconnect) return;
     if (this.connection) {
