@@ -28,6 +28,8 @@ from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from ledger_store.store import (
@@ -57,7 +59,8 @@ from sportsbook_core.results import (
     settle_leg,
     settle_slip,
 )
-from sportsbook_core.settlement import InvalidSettlement, leg_factor
+from sportsbook_core.returns import potential_return
+from sportsbook_core.settlement import InvalidSettlement, leg_factor, sum_of_lines
 
 log = logging.getLogger("sportsbook.settlement")
 
@@ -102,6 +105,7 @@ class BetWrite:
         return sum(amount for _, amount, _ in self.entries)
 
 
+@lru_cache(maxsize=1)  # a chunk's bets share one ``now``
 def now_text(now: datetime) -> str:
     return now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -155,9 +159,6 @@ class Settled:
         )
 
 
-_Ratio = tuple[int, int]
-
-
 class SettleCache:
     """Identical bets settled once: a bet's settlement is a pure function of its legs
     (market, selection, price as struck), type, system, each-way, stake per line, payout
@@ -173,18 +174,17 @@ class SettleCache:
     ``settle_leg``, each leg's factor on a win and a place line by
     :func:`~sportsbook_core.settlement.leg_factor`, the lines by
     :func:`~sportsbook_core.bets.expand_lines` — with the legs and lines remembered, and
-    ``Σ stake × ∏ factors`` summed as integer ratios, floored once (what ``settle_lines``
-    does with Fractions; tests/unit/ledger_store/test_settle_cache.py checks both agree).
+    summed by the core's :func:`~sportsbook_core.settlement.sum_of_lines`, floored once
+    (tests/unit/ledger_store/test_settle_cache.py: it pays exactly what settle_slip pays).
     Bounded (cleared when full); a receipt that gives no key is settled on its own."""
 
-    __slots__ = ("_by_key", "_factors", "_legs", "_limit", "_lines", "_removals", "hits", "misses")
+    __slots__ = ("_by_key", "_legs", "_limit", "_lines", "_removals", "hits", "misses")
 
     def __init__(self, limit: int = 100_000) -> None:
         self._by_key: dict[tuple[Any, ...], Settled] = {}
         self._removals: dict[tuple[str, int], list[datetime]] = {}
-        self._legs: dict[tuple[Any, ...], tuple[SettledLeg, _Ratio, _Ratio | None]] = {}
+        self._legs: dict[tuple[Any, ...], tuple[SettledLeg, Fraction, Fraction | None]] = {}
         self._lines: dict[tuple[Any, ...], tuple[Line, ...]] = {}
-        self._factors: dict[tuple[Any, ...], _Ratio] = {}
         self._limit = limit
         self.hits = 0
         self.misses = 0
@@ -255,11 +255,10 @@ class SettleCache:
         self, bet: OpenBet, results: Mapping[str, SettlementInstruction]
     ) -> BetSettlement:
         """:func:`settle_slip` for this bet (every leg's market has a result)."""
-        if len(self._legs) >= self._limit or len(self._factors) >= self._limit:
+        if len(self._legs) >= self._limit:
             self._legs.clear()
-            self._factors.clear()
         slip = slip_of(bet.receipt, bet.total_stake)
-        legs: list[tuple[SettledLeg, _Ratio, _Ratio | None]] = []
+        legs: list[tuple[SettledLeg, Fraction, Fraction | None]] = []
         for leg in slip.legs:
             instruction = results[leg.market_id]
             position = bisect_right(self._removal_times(instruction), bet.placed_at)
@@ -284,16 +283,14 @@ class SettleCache:
                 lines = self._lines[shape] = expand_lines(slip)
             except InvalidBet as exc:
                 raise InvalidSettlement(str(exc)) from exc
-        num, den = 0, 1
-        for line in lines:
-            ln, ld = 1, 1
-            for i in line.legs:
-                factor = legs[i][2] if line.place else legs[i][1]
-                if factor is None:  # a place line's leg that has no place part
-                    raise InvalidSettlement("a place line needs each-way terms")
-                ln, ld = ln * factor[0], ld * factor[1]
-            num, den = num * ld + ln * den, den * ld
-        amount = slip.stake_per_line * num // den
+
+        def factor(i: int, place: bool) -> Fraction:
+            found = legs[i][2] if place else legs[i][1]
+            if found is None:  # a place line's leg that has no place part
+                raise InvalidSettlement("a place line needs each-way terms")
+            return found
+
+        amount = potential_return(slip.stake_per_line, sum_of_lines(lines, factor))
         cap = bet.receipt.get("maxPayout")
         if isinstance(cap, int):
             amount = min(amount, cap)
@@ -302,18 +299,19 @@ class SettleCache:
     @staticmethod
     def _leg(
         selection_id: str, price: Price, struck_at: datetime, instruction: SettlementInstruction
-    ) -> tuple[SettledLeg, _Ratio, _Ratio | None]:
+    ) -> tuple[SettledLeg, Fraction, Fraction | None]:
         """The leg as shown, and its factor on a win line and on a place line (None: a
         place line cannot hold it; raised only if the bet has one)."""
         settled = settle_leg(selection_id, price, struck_at, instruction)
         terms = instruction.each_way
         win = leg_factor(settled.price, settled.outcome, place=False, terms=terms)
         try:
-            placed = leg_factor(settled.price, settled.outcome, place=True, terms=terms)
-            place: _Ratio | None = (placed.numerator, placed.denominator)
+            place: Fraction | None = leg_factor(
+                settled.price, settled.outcome, place=True, terms=terms
+            )
         except InvalidSettlement:
             place = None
-        return settled.shown, (win.numerator, win.denominator), place
+        return settled.shown, win, place
 
 
 def plan_bet(
@@ -362,33 +360,20 @@ def _ref(kind: str, trigger: SettlementInstruction) -> str:
 
 
 def settled_receipt(
-    receipt: Receipt, settlement: BetSettlement | Settled, now: datetime, extra: Mapping[str, Any]
+    receipt: Receipt, settled: Settled, now: datetime, extra: Mapping[str, Any]
 ) -> Receipt:
     """The receipt with each leg's ``result`` and the ``settlement`` (PROTOCOL.md)."""
-    settled = settlement if isinstance(settlement, Settled) else Settled.of(settlement)
     legs = [
         {**leg, "result": result}
         for leg, result in zip(receipt["legs"], settled.results, strict=True)
     ]
     body: dict[str, Any] = {
         "return": settled.settlement.amount,
-        "settledAt": _now_text_cached(now),
+        "settledAt": now_text(now),
         "legs": [dict(shown) for shown in settled.legs_wire],
         **extra,
     }
     return {**receipt, "status": settled.status, "legs": legs, "settlement": body}
-
-
-_LAST_NOW: list[tuple[datetime, str]] = []
-
-
-def _now_text_cached(now: datetime) -> str:
-    """``now_text(now)``, remembered for the last ``now`` (a chunk's bets share one)."""
-    if _LAST_NOW and _LAST_NOW[0][0] is now:
-        return _LAST_NOW[0][1]
-    text = now_text(now)
-    _LAST_NOW[:] = [(now, text)]
-    return text
 
 
 def _first(
@@ -617,7 +602,7 @@ def plan_stake_correction(
         raise ValueError(f"bet {bet.bet_id}: its markets' results are not all recorded")
     previous = int((bet.receipt.get("settlement") or {}).get("return") or 0)
     extra = {"resettled": True, "previousReturn": previous}
-    receipt = settled_receipt(restated, settlement, now, extra)
+    receipt = settled_receipt(restated, Settled.of(settlement), now, extra)
     receipt["stakeCorrections"] = [*(bet.receipt.get("stakeCorrections") or ()), reference]
     receipt["bookedStake"] = bet.receipt.get("bookedStake", bet.total_stake)
     entries = [(EntryKind.CORRECTION, bet.total_stake - new_total, f"stake:{reference}")]

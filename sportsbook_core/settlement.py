@@ -13,7 +13,7 @@ the minor unit **once** at the end (PROTOCOL.md, Numbers; :mod:`sportsbook_core.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -298,8 +298,23 @@ def settle_lines(
     terms: Sequence[EachWayTerms | None] = (),
 ) -> int:
     """``Σ stake × ∏ factors`` over the lines, exact, rounded down once at the end."""
-    total = sum((line_factor(line, prices, outcomes, terms) for line in lines), start=Fraction(0))
-    return _floor_return(stake_per_line, total)
+    if len(outcomes) != len(prices):
+        raise InvalidSettlement(f"{len(prices)} legs but {len(outcomes)} results")
+
+    def factor(i: int, place: bool) -> Fraction:
+        leg_terms = terms[i] if i < len(terms) else None
+        return leg_factor(prices[i], outcomes[i], place=place, terms=leg_terms)
+
+    return _floor_return(stake_per_line, sum_of_lines(lines, factor))
+
+
+def sum_of_lines(lines: Sequence[Line], factor: Callable[[int, bool], Fraction]) -> Fraction:
+    """Σ over ``lines`` of the product of their legs' factors, exact; ``factor(i, place)``
+    is leg ``i``'s factor on a win line (``place`` False) or a place line."""
+    return sum(
+        (prod((factor(i, line.place) for i in line.legs), start=Fraction(1)) for line in lines),
+        start=Fraction(0),
+    )
 
 
 def settle_bet(
