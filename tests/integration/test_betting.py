@@ -19,7 +19,7 @@ import pytest
 from clients.client import SportsbookClient, SportsbookError
 from rsocket_server.auth import token_hash
 from rsocket_server.betting import BettingConfig
-from sportsbook_core.catalogue import MarketStatus
+from sportsbook_core.catalogue import MarketDefinition, MarketStatus
 from tests.testkit.builders import definition_change, market_definition, price_change
 from tests.testkit.live_server import LiveServer, live_server
 
@@ -175,11 +175,7 @@ async def test_a_held_bet_accepted_after_its_delay_sends_no_second_balance(
     when the bet is PENDING (10,000 → 9,000); its acceptance after the delay moves
     nothing: BET PENDING, BALANCE 9,000, BET ACCEPTED, then only heartbeats."""
     token = await book.account("A", 10_000)
-    definition = replace(
-        market_definition("1.1", bet_delay_ms=300, in_play=True), start_time=FUTURE
-    )
-    await book.live.publish(definition_change(definition, s11="2"))
-    await book.live.settled()
+    await _in_play_market(book)
     async with SportsbookClient.connect(book.url(), token) as client:
         events = client.stream("account.stream", b"{}", window=64)
         receipt = await client.request("bets.place", _single("h1", "2"))
@@ -205,11 +201,7 @@ async def test_in_play_delay_holds_then_rechecks_against_the_market_as_it_is_the
     the stake refunded; the account stream tells the story (BET PENDING, BALANCE, MARKET
     SUSPENDED, BET REJECTED)."""
     token = await book.account("A", 10_000)
-    definition = replace(
-        market_definition("1.1", bet_delay_ms=300, in_play=True), start_time=FUTURE
-    )
-    await book.live.publish(definition_change(definition, s11="2"))
-    await book.live.settled()
+    definition = await _in_play_market(book)
     async with SportsbookClient.connect(book.url(), token) as client:
         events = client.stream("account.stream", b"{}", window=64)
         placing = asyncio.create_task(client.request("bets.place", _single("d1", "2")))
@@ -262,12 +254,14 @@ async def test_a_flood_from_one_client_is_rate_limited_and_never_starves_another
         assert receipt["status"] == "ACCEPTED"
 
 
-async def _in_play_market(book: Book) -> None:
+async def _in_play_market(book: Book) -> MarketDefinition:
+    """Market 1.1 in play with a 300 ms bet delay, selection 11 at 2.0."""
     definition = replace(
         market_definition("1.1", bet_delay_ms=300, in_play=True), start_time=FUTURE
     )
     await book.live.publish(definition_change(definition, s11="2"))
     await book.live.settled()
+    return definition
 
 
 async def test_one_connection_is_served_concurrently(book: Book) -> None:
