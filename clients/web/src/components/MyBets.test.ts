@@ -11,29 +11,7 @@ import type { Receipt } from "../net/wire";
 import { StoreContext } from "../state/context";
 import { Store, type BetTab } from "../state/store";
 import { BetCard, MyBets } from "./MyBets";
-
-function receipt(patch: Partial<Receipt>): Receipt {
-  return {
-    betId: "B-000001",
-    requestId: "r1",
-    status: "ACCEPTED",
-    code: null,
-    message: null,
-    placedAt: "2026-12-03T18:00:00Z",
-    type: "SINGLE",
-    system: null,
-    eachWay: false,
-    legs: [{ marketId: "1.145405534", selectionId: "110503", price: "1.76", result: null }],
-    lines: 1,
-    stakePerLine: 500,
-    totalStake: 500,
-    potentialReturn: 880,
-    currency: "GBP",
-    balanceAfter: 9500,
-    settlement: null,
-    ...patch,
-  };
-}
+import { receipt } from "./receipt.fixture";
 
 const rejected = receipt({
   betId: "B-000002",

@@ -2,29 +2,7 @@
 import { describe, expect, it } from "vitest";
 import type { Receipt } from "../net/wire";
 import { askedStake, legText, rejectedText, resettledNote, stakeText } from "./betText";
-
-function receipt(patch: Partial<Receipt>): Receipt {
-  return {
-    betId: "B-000001",
-    requestId: "r1",
-    status: "ACCEPTED",
-    code: null,
-    message: null,
-    placedAt: "2026-12-03T18:00:00Z",
-    type: "SINGLE",
-    system: null,
-    eachWay: false,
-    legs: [{ marketId: "1.145405534", selectionId: "110503", price: "1.76", result: null }],
-    lines: 1,
-    stakePerLine: 500,
-    totalStake: 500,
-    potentialReturn: 880,
-    currency: "GBP",
-    balanceAfter: 9500,
-    settlement: null,
-    ...patch,
-  };
-}
+import { receipt } from "./receipt.fixture";
 
 /** As rsocket_server/betting.py sends a bet refused after its in-play delay: lines 0, totalStake 0. */
 function refusedAfterDelay(patch: Partial<Receipt>): Receipt {
