@@ -370,6 +370,24 @@ def _rows(plan: Plan, text_time: bool) -> Iterator[tuple[list[Any], list[Any], l
         yield bet_row, entry, exposures, bet
 
 
+def _collect(
+    batch: tuple[list[Any], list[Any], list[Any]],
+    exposure: dict[tuple[str, str], int],
+    expected: dict[str, tuple[str, int] | None],
+    kinds: dict[str, int],
+    row: tuple[Any, Any, list[Any], Bet],
+) -> None:
+    """One seeded bet into the batch of rows, the exposure totals and the expectations."""
+    bet_row, entry, exposures, bet = row
+    batch[0].append(bet_row)
+    batch[1].append(entry)
+    batch[2].extend(exposures)
+    for _, m, s, v in exposures:
+        exposure[(m, s)] = exposure.get((m, s), 0) + v
+    expected[bet_row[1]] = bet.expected
+    kinds[_kind(bet)] = kinds.get(_kind(bet), 0) + 1
+
+
 def _kind(bet: Bet) -> str:
     if bet.kind == "ACCUMULATOR":
         return "DOUBLE" if len(bet.legs) == 2 else "TREBLE"
@@ -406,13 +424,7 @@ def seed_sqlite(path: Path, plan: Plan) -> Seeded:
             rows.clear()
 
     for bet_row, entry, exposures, bet in _rows(plan, text_time=True):
-        batch[0].append(bet_row)
-        batch[1].append(entry)
-        batch[2].extend(exposures)
-        for _, m, s, v in exposures:
-            exposure[(m, s)] = exposure.get((m, s), 0) + v
-        expected[bet_row[1]] = bet.expected
-        kinds[_kind(bet)] = kinds.get(_kind(bet), 0) + 1
+        _collect(batch, exposure, expected, kinds, (bet_row, entry, exposures, bet))
         done += 1
         if done % SEED_BATCH == 0:
             flush()
@@ -460,13 +472,7 @@ async def seed_postgres(url: str, plan: Plan) -> Seeded:
         # the balances set to the sum of the entries after (audit() checks it).
         await conn.execute("ALTER TABLE ledger_entries DISABLE TRIGGER USER")
         for bet_row, entry, exposures, bet in _rows(plan, text_time=False):
-            batch[0].append(bet_row)
-            batch[1].append(entry)
-            batch[2].extend(exposures)
-            for _, m, s, v in exposures:
-                exposure[(m, s)] = exposure.get((m, s), 0) + v
-            expected[bet_row[1]] = bet.expected
-            kinds[_kind(bet)] = kinds.get(_kind(bet), 0) + 1
+            _collect(batch, exposure, expected, kinds, (bet_row, entry, exposures, bet))
             done += 1
             if done % SEED_BATCH == 0:
                 await flush()
